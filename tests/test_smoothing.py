@@ -1,0 +1,140 @@
+"""ChromaSmoother behaviour on synthetic footage: identity at strength 0, exact reset on cuts, convergence on a
+static scene, and motion following (no smear) on a pan."""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from vidcolor.smoothing import ChromaSmoother
+
+WORK_H, WORK_W = 256, 455  # working luma size; chroma is half of it, rounded up
+CHROMA_H, CHROMA_W = 128, 228
+
+
+def texture(seed: int, height: int, width: int, blur_px: float = 4.0) -> np.ndarray:
+    """Smooth random uint8 texture spanning 0..255: enough structure for optical flow."""
+    rng = np.random.default_rng(seed)
+    t = cv2.GaussianBlur(rng.uniform(0, 255, (height, width)).astype(np.float32), (0, 0), blur_px)
+    return cv2.normalize(t, None, 0, 255, cv2.NORM_MINMAX).astype(np.uint8)
+
+
+def chroma_of(luma: np.ndarray) -> np.ndarray:
+    """A prediction that is a function of content (so it moves with it), at half the luma resolution."""
+    small = cv2.resize(luma, (CHROMA_W, CHROMA_H), interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
+    return np.stack([0.4 * (small - 0.5), 0.3 * np.sin(6.0 * small)]).astype(np.float32)
+
+
+def test_strength_zero_is_identity():
+    smoother = ChromaSmoother(strength=0.0)
+    rng = np.random.default_rng(1)
+    luma = texture(0, WORK_H, WORK_W)
+    for _ in range(3):
+        pred = rng.uniform(-0.5, 0.5, (2, CHROMA_H, CHROMA_W)).astype(np.float32)
+        out = smoother.smooth(luma, pred)
+        assert out.dtype == pred.dtype and np.array_equal(out, pred)
+
+
+def test_first_frame_after_hard_cut_is_the_prediction():
+    smoother = ChromaSmoother()
+    rng = np.random.default_rng(2)
+    shot_a = texture(10, WORK_H, WORK_W, blur_px=8.0)
+    shot_b = np.clip(texture(11, WORK_H, WORK_W, blur_px=2.0) // 2 + 20, 0, 255).astype(np.uint8)
+    for _ in range(4):
+        smoother.smooth(shot_a, rng.uniform(0.2, 0.4, (2, CHROMA_H, CHROMA_W)).astype(np.float32))
+    assert smoother.cuts == 0
+    pred = rng.uniform(-0.4, -0.2, (2, CHROMA_H, CHROMA_W)).astype(np.float32)
+    out = smoother.smooth(shot_b, pred)
+    assert smoother.last_was_cut and smoother.cuts == 1
+    assert np.array_equal(out, pred)
+    # The state was reset, not just skipped: the next frame of the new shot blends with shot B only.
+    out2 = smoother.smooth(shot_b, pred)
+    assert not smoother.last_was_cut
+    np.testing.assert_allclose(out2, pred, atol=1e-6)
+
+
+def test_cut_between_shots_with_the_same_histogram_is_caught():
+    # Two textures from the same generator have nearly the same histogram; the flow check must catch the cut.
+    smoother = ChromaSmoother()
+    rng = np.random.default_rng(3)
+    shot_a, shot_b = texture(20, WORK_H, WORK_W), texture(21, WORK_H, WORK_W)
+    for _ in range(3):
+        smoother.smooth(shot_a, rng.uniform(0.2, 0.4, (2, CHROMA_H, CHROMA_W)).astype(np.float32))
+    pred = rng.uniform(-0.4, -0.2, (2, CHROMA_H, CHROMA_W)).astype(np.float32)
+    assert np.array_equal(smoother.smooth(shot_b, pred), pred)
+    assert smoother.last_was_cut
+
+
+def test_fade_is_not_a_cut():
+    smoother = ChromaSmoother()
+    base = texture(30, WORK_H, WORK_W).astype(np.float32)
+    pred = np.full((2, CHROMA_H, CHROMA_W), 0.1, np.float32)
+    for gain in np.linspace(1.0, 0.3, 15):  # fade towards black, ~5% of the range per frame
+        smoother.smooth(np.rint(base * gain).astype(np.uint8), pred)
+    assert smoother.cuts == 0
+
+
+def test_static_scene_converges():
+    smoother = ChromaSmoother(strength=0.5)
+    rng = np.random.default_rng(4)
+    luma = texture(40, WORK_H, WORK_W)
+    truth = chroma_of(luma)
+    preds = [truth + rng.normal(0, 0.05, truth.shape).astype(np.float32) for _ in range(30)]
+    outs = [smoother.smooth(luma, p) for p in preds]
+    pred_variation = np.std(np.diff(np.stack(preds[10:]), axis=0))
+    out_variation = np.std(np.diff(np.stack(outs[10:]), axis=0))
+    # With full trust, strength s is an exponential average: white noise's frame-to-frame std shrinks by
+    # sqrt(1 + s) / (1 - s), 2.45x at s = 0.5.
+    assert out_variation < pred_variation / 2.0
+    # Stronger smoothing also pulls the output towards the noise-free chroma.
+    strong = ChromaSmoother(strength=0.8)
+    outs = [strong.smooth(luma, p) for p in preds]
+    assert np.std(np.stack(outs[10:]) - truth) < np.std(np.stack(preds[10:]) - truth) / 2.0
+
+
+def test_pan_follows_motion_without_smear():
+    smoother = ChromaSmoother()
+    rng = np.random.default_rng(5)
+    scene = texture(50, WORK_H + 20, WORK_W + 200)
+    step_px = 4  # luma pixels per frame, 2 chroma pixels
+    errors, smear = [], []
+    for t in range(12):
+        luma = scene[10:10 + WORK_H, step_px * t: step_px * t + WORK_W]
+        clean = chroma_of(luma)
+        noisy = clean + rng.normal(0, 0.02, clean.shape).astype(np.float32)
+        out = smoother.smooth(luma, noisy)
+        if t >= 4:
+            inner = (slice(None), slice(8, -8), slice(8, -8))
+            errors.append(np.abs(out - clean)[inner].mean())
+            # What a blend without motion compensation would have drifted towards: last frame's chroma.
+            smear.append(np.abs(previous_clean - clean)[inner].mean())
+        previous_clean = clean
+    assert smoother.cuts == 0
+    # Following the motion, the output stays close to the moving chroma, well within the noise (mean |n| = 0.016)...
+    assert np.mean(errors) < 0.012
+    # ... and far closer than an unaligned average would be.
+    assert np.mean(errors) < 0.25 * np.mean(smear)
+
+
+@pytest.mark.parametrize("luma_shape, chroma_shape", [
+    ((255, 455), (128, 228)), ((101, 77), (37, 53)), ((25, 23), (13, 12)), ((9, 7), (5, 4)),
+])
+def test_shape_and_dtype_kept_for_odd_sizes(luma_shape, chroma_shape):
+    smoother = ChromaSmoother()
+    rng = np.random.default_rng(6)
+    luma = texture(60, *luma_shape, blur_px=1.0)
+    for _ in range(3):
+        pred = rng.uniform(-0.5, 0.5, (2, *chroma_shape)).astype(np.float32)
+        out = smoother.smooth(luma, pred)
+        assert out.shape == pred.shape and out.dtype == np.float32
+        assert np.isfinite(out).all()
+
+
+def test_reset_forgets_history():
+    smoother = ChromaSmoother()
+    luma = texture(70, WORK_H, WORK_W)
+    smoother.smooth(luma, np.full((2, CHROMA_H, CHROMA_W), 0.3, np.float32))
+    smoother.reset()
+    pred = np.full((2, CHROMA_H, CHROMA_W), -0.3, np.float32)
+    assert np.array_equal(smoother.smooth(luma, pred), pred)
+    assert not smoother.last_was_cut  # a reset is not a scene cut

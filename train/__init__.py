@@ -1,0 +1,1 @@
+"""Training and evaluation for vidcolor's networks (`python -m train`, `python -m train.evaluate`)."""

@@ -1,0 +1,37 @@
+"""python -m train --data DIR --out RUN [options]: train a colorizer on a folder of colour images."""
+from __future__ import annotations
+
+import click
+
+from vidcolor.model import ARCHITECTURES
+
+from .loop import TrainConfig, fit
+
+
+@click.command(context_settings={"show_default": True})
+@click.option("--data", required=True, type=click.Path(exists=True, file_okay=False), help="Folder tree of colour images.")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Run folder (checkpoints, metrics).")
+@click.option("--val-data", type=click.Path(exists=True, file_okay=False), help="Validation images (default: a split of --data).")
+@click.option("--val-split", default=0.1, help="Fraction of --data held out when --val-data is not given.")
+@click.option("--arch", default="effnet-unet", type=click.Choice(sorted(ARCHITECTURES)))
+@click.option("--pretrained/--no-pretrained", default=True, help="Start the encoder from ImageNet weights (effnet-unet).")
+@click.option("--epochs", default=20, help="Passes over the training images (one random crop per image per pass).")
+@click.option("--steps", default=0, help="Optimizer steps; overrides --epochs when set.")
+@click.option("--batch-size", default=16)
+@click.option("--size", default=160, help="Training crop side in pixels.")
+@click.option("--lr", default=1e-3, type=float)
+@click.option("--loss", default="huber", type=click.Choice(["huber", "l1", "mse"]))
+@click.option("--saturation-weight", default=0.0, help="Extra loss weight on saturated target pixels.")
+@click.option("--val-every", default=500, help="Validate every N steps.")
+@click.option("--val-limit", default=64, help="Validation images used (0: all).")
+@click.option("--patience", default=0, help="Stop after N validations without improvement (0: never).")
+@click.option("--seed", default=0)
+@click.option("--device", default="auto")
+@click.option("--resume", type=click.Path(exists=True, dir_okay=False), help="last.pt of a run to continue.")
+def main(**options):
+    best = fit(TrainConfig(**options))
+    click.echo(f"best checkpoint: {best}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,77 @@
+"""Colour maths shared by inference and training.
+
+vidcolor works in Y'CbCr (ITU-R BT.601 coefficients, full range), not Lab: the Y' plane of a video *is* the luma the
+model sees, so the output keeps the input's luma bit for bit and only Cb/Cr are written. Lab is used for evaluation
+only (through scikit-image).
+
+Conventions, for numpy arrays and torch tensors alike (only arithmetic is used, so both work):
+  luma y        float in [0, 1]
+  chroma cb, cr float in [-0.5, 0.5]  (model targets are CHROMA_SCALE times that, in [-1, 1])
+"""
+from __future__ import annotations
+
+import numpy as np
+
+# BT.601 luma weights; JPEG and PIL/OpenCV's "convert to gray" use the same ones.
+KR = 0.299
+KB = 0.114
+KG = 1.0 - KR - KB
+
+# The network predicts chroma scaled into [-1, 1].
+CHROMA_SCALE = 2.0
+
+# Limited ("TV", MPEG) range used by most H.264 video: luma 16..235, chroma 16..240 (8-bit).
+LIMITED_LUMA_OFFSET = 16.0
+LIMITED_LUMA_SPAN = 219.0
+LIMITED_CHROMA_SPAN = 224.0
+
+
+def rgb_to_ycbcr(r, g, b):
+    """Full-range Y'CbCr from R'G'B' in [0, 1]. Returns (y, cb, cr)."""
+    y = KR * r + KG * g + KB * b
+    cb = (b - y) / (2.0 * (1.0 - KB))
+    cr = (r - y) / (2.0 * (1.0 - KR))
+    return y, cb, cr
+
+
+def ycbcr_to_rgb(y, cb, cr):
+    """Inverse of rgb_to_ycbcr. Returns (r, g, b), not clipped."""
+    r = y + 2.0 * (1.0 - KR) * cr
+    b = y + 2.0 * (1.0 - KB) * cb
+    g = (y - KR * r - KB * b) / KG
+    return r, g, b
+
+
+def image_to_luma(rgb: np.ndarray) -> np.ndarray:
+    """uint8 RGB H x W x 3 -> uint8 luma H x W (rounded), the gray image a user would see."""
+    f = rgb.astype(np.float32)
+    y = KR * f[..., 0] + KG * f[..., 1] + KB * f[..., 2]
+    return np.clip(np.rint(y), 0, 255).astype(np.uint8)
+
+
+def merge_luma_chroma(luma: np.ndarray, chroma: np.ndarray) -> np.ndarray:
+    """Join full-resolution uint8 luma (H x W) with chroma of the same size (2 x H x W, in [-0.5, 0.5]).
+
+    Returns uint8 RGB H x W x 3.
+    """
+    y = luma.astype(np.float32) / 255.0
+    r, g, b = ycbcr_to_rgb(y, chroma[0], chroma[1])
+    rgb = np.stack([r, g, b], axis=-1)
+    return np.clip(np.rint(rgb * 255.0), 0, 255).astype(np.uint8)
+
+
+def limited_to_full_luma(y_limited: np.ndarray) -> np.ndarray:
+    """uint8 limited-range luma plane -> float full-range luma in [0, 1]."""
+    return np.clip((y_limited.astype(np.float32) - LIMITED_LUMA_OFFSET) / LIMITED_LUMA_SPAN, 0.0, 1.0)
+
+
+def chroma_to_plane(c: np.ndarray, limited: bool) -> np.ndarray:
+    """Chroma in [-0.5, 0.5] -> uint8 Cb or Cr plane, limited (16..240) or full (0..255) range."""
+    span = LIMITED_CHROMA_SPAN if limited else 255.0
+    return np.clip(np.rint(128.0 + c * span), 0, 255).astype(np.uint8)
+
+
+def plane_to_chroma(plane: np.ndarray, limited: bool) -> np.ndarray:
+    """uint8 Cb or Cr plane -> chroma in [-0.5, 0.5]."""
+    span = LIMITED_CHROMA_SPAN if limited else 255.0
+    return (plane.astype(np.float32) - 128.0) / span

@@ -1,0 +1,128 @@
+"""Colorizer: a loaded network on a chosen device, predicting chroma for batches of luma.
+
+Device and precision are decided once, here, and visibly: CUDA in half precision when asked for (or when "auto"
+finds one), otherwise the CPU in float32 with channels_last (faster for these convolutions on x86).
+"""
+from __future__ import annotations
+
+import logging
+import math
+import os
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+import torch
+
+from . import color
+from .errors import DeviceError
+from .model import ModelConfig
+
+log = logging.getLogger("vidcolor")
+
+# The model's working resolution: the short side of the luma it sees, in pixels. Chroma is smooth, so a small
+# working size loses little, and the cost no longer depends on the frame's size.
+DEFAULT_SIZE = 256
+# A long, thin frame is not allowed to blow the working size up without bound (pixels, long side).
+MAX_WORKING_LONG_SIDE = 1024
+
+
+def choose_device(requested: str = "auto") -> torch.device:
+    if requested == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if requested.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise DeviceError("--device cuda was asked for but no CUDA GPU is available; use --device cpu or auto")
+        return torch.device(requested)
+    if requested == "cpu":
+        return torch.device("cpu")
+    raise DeviceError(f"unknown device {requested!r}; use auto, cpu or cuda")
+
+
+def configure_cpu_threads() -> None:
+    """One intra-op thread per core: more only adds contention with the decode and encode threads."""
+    if not os.environ.get("OMP_NUM_THREADS"):
+        torch.set_num_threads(max(1, os.cpu_count() or 1))
+
+
+def working_shape(height: int, width: int, size: int) -> tuple[int, int]:
+    """Scale (height, width) so that the short side is `size`, keeping the aspect ratio (rounded to even pixels)."""
+    scale = size / min(height, width)
+    if max(height, width) * scale > MAX_WORKING_LONG_SIDE:
+        scale = MAX_WORKING_LONG_SIDE / max(height, width)
+    h = max(2, int(round(height * scale / 2)) * 2)
+    w = max(2, int(round(width * scale / 2)) * 2)
+    return h, w
+
+
+def resize_plane(plane: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Area averaging when shrinking (no aliasing), bilinear when enlarging."""
+    if plane.shape[0] == height and plane.shape[1] == width:
+        return plane
+    shrinking = height * width < plane.shape[0] * plane.shape[1]
+    return cv2.resize(plane, (width, height), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
+
+
+@dataclass
+class Colorizer:
+    model: torch.nn.Module
+    config: ModelConfig
+    device: torch.device
+    weights: str = "default"
+    metadata: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        self.half = self.device.type == "cuda"
+        self.model = self.model.to(self.device).eval()
+        if self.half:
+            self.model = self.model.half()
+        self.model = self.model.to(memory_format=torch.channels_last)
+        if self.device.type == "cpu":
+            configure_cpu_threads()
+
+    def working_shape(self, height: int, width: int, size: int = DEFAULT_SIZE) -> tuple[int, int]:
+        if self.config.fixed_size:
+            return self.config.fixed_size, self.config.fixed_size
+        return working_shape(height, width, size)
+
+    @torch.inference_mode()
+    def predict(self, luma: np.ndarray) -> np.ndarray:
+        """luma: N x h x w float32 in [0, 1] at working size -> chroma N x 2 x h' x w' float32 in [-0.5, 0.5].
+
+        h' x w' is the network's output size (h/2 x w/2 for effnet-unet); callers resize it to what they need.
+        """
+        x = torch.from_numpy(np.ascontiguousarray(luma, dtype=np.float32))[:, None]
+        if self.device.type == "cuda":
+            x = x.pin_memory().to(self.device, non_blocking=True)
+        x = x.to(dtype=torch.float16 if self.half else torch.float32).contiguous(memory_format=torch.channels_last)
+        out = self.model(x).float()
+        if self.config.output == "rgb":  # seed-cae predicts RGB; only its chroma is used (luma is never predicted)
+            _, cb, cr = color.rgb_to_ycbcr(out[:, 0], out[:, 1], out[:, 2])
+            chroma = torch.stack([cb, cr], dim=1)
+        else:
+            chroma = out / color.CHROMA_SCALE
+        return chroma.cpu().numpy()
+
+    def colorize_luma(self, luma: np.ndarray, size: int = DEFAULT_SIZE) -> np.ndarray:
+        """Full-resolution uint8 luma H x W -> chroma 2 x H x W float32 in [-0.5, 0.5]."""
+        height, width = luma.shape
+        h, w = self.working_shape(height, width, size)
+        small = resize_plane(luma, h, w).astype(np.float32) / 255.0
+        chroma = self.predict(small[None])[0]
+        return np.stack([resize_plane(c, height, width) for c in chroma])
+
+    def colorize_rgb(self, rgb: np.ndarray, size: int = DEFAULT_SIZE) -> np.ndarray:
+        """uint8 RGB (or gray) image -> colorized uint8 RGB of the same size, built on the image's own luma."""
+        luma = rgb if rgb.ndim == 2 else color.image_to_luma(rgb)
+        return color.merge_luma_chroma(luma, self.colorize_luma(luma, size))
+
+
+def load_colorizer(weights: str = "default", device: str = "auto") -> Colorizer:
+    """Load bundled weights by name (see available_weights()) or a checkpoint by path, on 'auto', 'cpu' or 'cuda'."""
+    from .weights import load_model
+
+    dev = choose_device(device)
+    model, config, metadata = load_model(weights)
+    if device == "auto" and dev.type == "cpu":
+        log.info("no CUDA GPU found; running on the CPU")
+    return Colorizer(model=model, config=config, device=dev, weights=weights, metadata=metadata)

@@ -1,0 +1,24 @@
+"""Errors a user can act on. The CLI prints str(error) on one line and exits with error.exit_code."""
+from __future__ import annotations
+
+
+class VidcolorError(Exception):
+    """Base class: a problem with the user's input, output or settings, explained in one line."""
+
+    exit_code = 1
+
+
+class InputError(VidcolorError):
+    """The input is missing, unreadable, or not a usable video or image."""
+
+
+class OutputError(VidcolorError):
+    """The output cannot be written where asked, or would clobber something it must not."""
+
+
+class WeightsError(VidcolorError):
+    """Unknown weights name, or a checkpoint that is missing, corrupt or of an unknown format."""
+
+
+class DeviceError(VidcolorError):
+    """The requested compute device is not available."""

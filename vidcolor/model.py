@@ -1,0 +1,226 @@
+"""Network definitions and the registry of architectures by name.
+
+Two architectures:
+  seed-cae       the student report's ColorAutoEncoder, layer for layer: gray 150x150 in, RGB (sigmoid) out.
+                 Kept only as the baseline to beat.
+  effnet-unet    the default: EfficientNet-Lite0 encoder (ImageNet-initialised at training time, see train/) and a
+                 light U-Net decoder with skip connections. Luma in, two chroma channels (tanh) out at half the
+                 input resolution; chroma is smooth, and it is upsampled to the frame's size anyway.
+
+A model is fully described by a ModelConfig, which travels inside every checkpoint (vidcolor/weights.py).
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    arch: str = "effnet-unet"
+    # "chroma": N x 2 output in [-1, 1] (CbCr * CHROMA_SCALE); "rgb": N x 3 output in [0, 1].
+    output: str = "chroma"
+    # A fixed input size (square) for architectures that only work at one size; 0 means any size.
+    fixed_size: int = 0
+    # Decoder widths from the deepest skip (stride 16) to the shallowest (stride 2).
+    decoder_channels: tuple[int, ...] = (96, 64, 40, 24)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["decoder_channels"] = list(self.decoder_channels)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ModelConfig":
+        d = dict(d)
+        if "decoder_channels" in d:
+            d["decoder_channels"] = tuple(d["decoder_channels"])
+        return cls(**d)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# seed-cae: the report's model
+
+
+class SeedCAE(nn.Module):
+    """Conv 1->64->128->256->512 (stride 2), transposed convs back with skip concatenations, sigmoid RGB."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        widths = [1, 64, 128, 256, 512]
+        self.down = nn.ModuleList(
+            nn.Conv2d(widths[i], widths[i + 1], 3, stride=2, padding=1) for i in range(4)
+        )
+        # Up path: 512 -> 256 (+256 skip) -> 128 (+128 skip) -> 64 (+64 skip) -> 3.
+        self.up = nn.ModuleList(
+            [
+                nn.ConvTranspose2d(512, 256, 3, stride=2, padding=1),
+                nn.ConvTranspose2d(512, 128, 3, stride=2, padding=1),
+                nn.ConvTranspose2d(256, 64, 3, stride=2, padding=1),
+                nn.ConvTranspose2d(128, 3, 3, stride=2, padding=1),
+            ]
+        )
+
+    def forward(self, luma: torch.Tensor) -> torch.Tensor:  # luma: N x 1 x H x W in [0, 1]
+        x = luma
+        skips = []
+        for conv in self.down:
+            skips.append(x)
+            x = F.relu(conv(x))
+        for i, deconv in enumerate(self.up):
+            skip = skips[-1 - i]
+            x = deconv(x, output_size=skip.shape[-2:])
+            if i < 3:
+                x = torch.cat([F.relu(x), skip], dim=1)
+        return torch.sigmoid(x)  # rgb: N x 3 x H x W in [0, 1]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# effnet-unet: EfficientNet-Lite0 encoder + light U-Net decoder
+
+# (expand ratio, kernel, stride, output channels, repeats) for EfficientNet-Lite0's seven stages.
+EFFNET_LITE0_STAGES = [
+    (1, 3, 1, 16, 1),
+    (6, 3, 2, 24, 2),
+    (6, 5, 2, 40, 2),
+    (6, 3, 2, 80, 3),
+    (6, 5, 1, 112, 3),
+    (6, 5, 2, 192, 4),
+    (6, 3, 1, 320, 1),
+]
+# Blocks whose outputs feed the decoder: strides 2, 4, 8, 16, 32.
+EFFNET_TAPS = (0, 2, 4, 10, 15)
+EFFNET_TAP_CHANNELS = (16, 24, 40, 112, 320)
+BN_EPS = 1e-3  # EfficientNet's batch-norm epsilon; the pretrained statistics assume it.
+
+
+def _bn(channels: int) -> nn.BatchNorm2d:
+    return nn.BatchNorm2d(channels, eps=BN_EPS)
+
+
+class MBConv(nn.Module):
+    """Inverted residual block without squeeze-excitation (the Lite variant). Attribute names match the common
+    PyTorch EfficientNet port so that ImageNet weights load by key."""
+
+    def __init__(self, cin: int, cout: int, expand: int, kernel: int, stride: int):
+        super().__init__()
+        mid = cin * expand
+        self.has_expand = expand != 1
+        if self.has_expand:
+            self._expand_conv = nn.Conv2d(cin, mid, 1, bias=False)
+            self._bn0 = _bn(mid)
+        self._depthwise_conv = nn.Conv2d(mid, mid, kernel, stride, kernel // 2, groups=mid, bias=False)
+        self._bn1 = _bn(mid)
+        self._project_conv = nn.Conv2d(mid, cout, 1, bias=False)
+        self._bn2 = _bn(cout)
+        self.residual = stride == 1 and cin == cout
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = x
+        if self.has_expand:
+            y = F.relu6(self._bn0(self._expand_conv(y)))
+        y = F.relu6(self._bn1(self._depthwise_conv(y)))
+        y = self._bn2(self._project_conv(y))
+        return x + y if self.residual else y
+
+
+class EffNetLite0Encoder(nn.Module):
+    """EfficientNet-Lite0 up to its last block (no head), taking one luma channel.
+
+    The ImageNet stem takes RGB; for a gray input R = G = B, so its three input filters are summed into one
+    (train/pretrained.py does that when it loads the ImageNet weights). Input normalisation (x - 0.5) / 0.5 as in
+    the pretrained model's training.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self._conv_stem = nn.Conv2d(1, 32, 3, stride=2, padding=1, bias=False)
+        self._bn0 = _bn(32)
+        blocks = []
+        cin = 32
+        for expand, kernel, stride, cout, repeats in EFFNET_LITE0_STAGES:
+            for i in range(repeats):
+                blocks.append(MBConv(cin, cout, expand, kernel, stride if i == 0 else 1))
+                cin = cout
+        self._blocks = nn.ModuleList(blocks)
+
+    def forward(self, luma: torch.Tensor) -> list[torch.Tensor]:
+        x = F.relu6(self._bn0(self._conv_stem((luma - 0.5) / 0.5)))
+        features = []
+        for i, block in enumerate(self._blocks):
+            x = block(x)
+            if i in EFFNET_TAPS:
+                features.append(x)
+        return features  # strides 2, 4, 8, 16, 32
+
+
+class DecoderStage(nn.Module):
+    """Upsample x2, concatenate the skip, then a 1x1 mix and a depthwise-separable 3x3 (cheap on a CPU)."""
+
+    def __init__(self, cin: int, cskip: int, cout: int):
+        super().__init__()
+        self.mix = nn.Sequential(nn.Conv2d(cin + cskip, cout, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(True))
+        self.refine = nn.Sequential(
+            nn.Conv2d(cout, cout, 3, padding=1, groups=cout, bias=False),
+            nn.Conv2d(cout, cout, 1, bias=False),
+            nn.BatchNorm2d(cout),
+            nn.ReLU(True),
+        )
+
+    def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+        x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
+        x = self.mix(torch.cat([x, skip], dim=1))
+        return x + self.refine(x)
+
+
+class EffNetUNet(nn.Module):
+    """Luma -> chroma at half resolution. Works at any input size: padded to the encoder's stride of 32."""
+
+    STRIDE = 32
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.encoder = EffNetLite0Encoder()
+        widths = list(config.decoder_channels)
+        deep = EFFNET_TAP_CHANNELS[-1]
+        skips = list(reversed(EFFNET_TAP_CHANNELS[:-1]))  # 112, 40, 24, 16
+        stages = []
+        cin = deep
+        for cskip, cout in zip(skips, widths):
+            stages.append(DecoderStage(cin, cskip, cout))
+            cin = cout
+        self.decoder = nn.ModuleList(stages)
+        self.head = nn.Conv2d(cin, 2, 3, padding=1)
+
+    def forward(self, luma: torch.Tensor) -> torch.Tensor:  # luma: N x 1 x H x W in [0, 1]
+        h, w = luma.shape[-2:]
+        pad_h = (-h) % self.STRIDE
+        pad_w = (-w) % self.STRIDE
+        if pad_h or pad_w:
+            luma = F.pad(luma, (0, pad_w, 0, pad_h), mode="replicate")
+        features = self.encoder(luma)
+        x = features[-1]
+        for stage, skip in zip(self.decoder, reversed(features[:-1])):
+            x = stage(x, skip)
+        chroma = torch.tanh(self.head(x))  # N x 2 x H/2 x W/2 (padded)
+        return chroma[..., : (h + 1) // 2, : (w + 1) // 2]
+
+
+ARCHITECTURES: dict[str, tuple[type[nn.Module], ModelConfig]] = {
+    "seed-cae": (SeedCAE, ModelConfig(arch="seed-cae", output="rgb", fixed_size=150)),
+    "effnet-unet": (EffNetUNet, ModelConfig(arch="effnet-unet")),
+}
+
+
+def default_config(arch: str) -> ModelConfig:
+    if arch not in ARCHITECTURES:
+        raise KeyError(f"unknown architecture {arch!r}; available: {sorted(ARCHITECTURES)}")
+    return ARCHITECTURES[arch][1]
+
+
+def build_model(config: ModelConfig) -> nn.Module:
+    cls, _ = ARCHITECTURES[config.arch]
+    return cls(config)

@@ -1,0 +1,349 @@
+"""colorize_video and colorize_image: the wiring from files to the Colorizer and back, with atomic output.
+
+Video is a bounded pipeline of three threads:
+    decode thread  : demux + decode, luma resized to working size       -> inbox  (bounded)
+    main thread    : batches -> Colorizer.predict -> ChromaSmoother -> planes -> outbox (bounded)
+    encode thread  : build frames, encode, mux audio packets in file order
+Memory does not grow with the video's length: at most a few batches of frames are alive at once. Torch releases
+the GIL inside its kernels, as do PyAV's decoder and encoder, so the three stages really overlap.
+"""
+from __future__ import annotations
+
+import os
+import queue
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from . import color
+from .colorizer import DEFAULT_SIZE, Colorizer, resize_plane
+from .errors import InputError, OutputError, VidcolorError
+from .video_io import EncoderSettings, VideoReader, VideoWriter
+
+DEFAULT_BATCH_SIZE = 8
+# How long a blocked queue operation waits before checking whether another stage has failed (seconds).
+POLL_S = 0.1
+
+
+@dataclass(frozen=True)
+class VideoOptions:
+    size: int = DEFAULT_SIZE  # working short side, pixels
+    batch_size: int = DEFAULT_BATCH_SIZE
+    smooth: float | None = None  # temporal smoothing strength; None: the smoother's default, 0: off
+    encoder: EncoderSettings = field(default_factory=EncoderSettings)
+    audio: bool = True
+    overwrite: bool = False
+    progress: bool = True
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# output safety, shared by video and stills
+
+
+def check_output(src: Path, dst: Path, overwrite: bool) -> None:
+    """Refuse, before anything is opened for writing, an output that would clobber the input or an existing file."""
+    if dst.resolve() == src.resolve() or (dst.exists() and src.exists() and os.path.samefile(src, dst)):
+        raise OutputError(f"output {dst} is the input file itself; choose another output name")
+    parent = dst.parent
+    if not parent.is_dir():
+        raise OutputError(f"output folder {parent} does not exist; create it first")
+    if dst.is_dir():
+        raise OutputError(f"output {dst} is a directory; give a file name")
+    if dst.exists() and not overwrite:
+        raise OutputError(f"output {dst} already exists; pass -y/--overwrite to replace it")
+    if not os.access(parent, os.W_OK):
+        raise OutputError(f"output folder {parent} is not writable")
+
+
+def partial_path(dst: Path) -> Path:
+    """A hidden temporary name beside dst that keeps its suffix (PyAV and OpenCV pick the format from it)."""
+    return dst.with_name(f".{dst.stem}.vidcolor-{os.getpid()}.partial{dst.suffix}")
+
+
+def remove_quietly(path: Path) -> None:
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        pass
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# video
+
+
+class _Failed:
+    """Carries an exception from a worker thread to the consumer, which re-raises it."""
+
+    def __init__(self, exc: BaseException):
+        self.exc = exc
+
+
+_DONE = object()
+
+
+def _put(q: queue.Queue, item, stop: threading.Event) -> None:
+    while not stop.is_set():
+        try:
+            q.put(item, timeout=POLL_S)
+            return
+        except queue.Full:
+            continue
+
+
+def _get(q: queue.Queue, stop: threading.Event):
+    while True:
+        try:
+            return q.get(timeout=POLL_S)
+        except queue.Empty:
+            if stop.is_set():
+                raise _Stopped()
+
+
+class _Stopped(Exception):
+    pass
+
+
+@dataclass
+class _Timings:
+    decode_s: float = 0.0
+    inference_s: float = 0.0
+    smoothing_s: float = 0.0
+    merge_s: float = 0.0
+    encode_s: float = 0.0
+
+
+def colorize_video(src, dst, colorizer: Colorizer, options: VideoOptions = VideoOptions()) -> dict:
+    """Colorize the video file src into dst. Returns a summary dict (the CLI's --report)."""
+    from .smoothing import DEFAULT_STRENGTH, ChromaSmoother
+
+    src, dst = Path(src), Path(dst)
+    if options.batch_size < 1:
+        raise VidcolorError("batch size must be at least 1")
+    check_output(src, dst, options.overwrite)
+    start = time.perf_counter()
+    reader = VideoReader(src, with_audio=options.audio)
+    info = reader.info
+    tmp = partial_path(dst)
+    writer = None
+    stop = threading.Event()
+    timings = _Timings()
+    work_h, work_w = colorizer.working_shape(info.height, info.width, options.size)
+    strength = DEFAULT_STRENGTH if options.smooth is None else options.smooth
+    smoother = ChromaSmoother(strength)
+    inbox: queue.Queue = queue.Queue(maxsize=2 * options.batch_size)
+    outbox: queue.Queue = queue.Queue(maxsize=2 * options.batch_size)
+    errors: list[BaseException] = []
+    frames_in = 0
+    frames_out = [0]
+
+    def decode_worker():
+        try:
+            for kind, item in reader:
+                t = time.perf_counter()
+                if kind == "video":
+                    small = resize_plane(item.luma, work_h, work_w)
+                    item.small = small
+                timings.decode_s += time.perf_counter() - t
+                _put(inbox, (kind, item), stop)
+            _put(inbox, _DONE, stop)
+        except BaseException as exc:  # handed to the consumer, which stops the run
+            _put(inbox, _Failed(exc), stop)
+
+    def encode_worker():
+        try:
+            while True:
+                item = _get(outbox, stop)
+                if item is _DONE:
+                    break
+                t = time.perf_counter()
+                if item[0] == "audio":
+                    writer.write_audio(item[1])
+                else:
+                    _, frame, cb, cr = item
+                    writer.write(frame.luma, cb, cr, frame.pts, frame.time_base)
+                    frames_out[0] += 1
+                    progress.update(1)
+                timings.encode_s += time.perf_counter() - t
+            t = time.perf_counter()
+            writer.finish()
+            timings.encode_s += time.perf_counter() - t
+        except _Stopped:
+            pass
+        except BaseException as exc:
+            errors.append(exc)
+            stop.set()
+
+    from tqdm import tqdm
+
+    progress = tqdm(total=reader.estimated_frames() or None, unit="frame", desc=src.name, file=sys.stderr,
+                    disable=not options.progress, dynamic_ncols=True, leave=True)
+    decoder = threading.Thread(target=decode_worker, name="vidcolor-decode", daemon=True)
+    encoder = threading.Thread(target=encode_worker, name="vidcolor-encode", daemon=True)
+    try:
+        writer = VideoWriter(tmp, info, options.encoder, reader.audio_stream)
+        chroma_h, chroma_w = writer.chroma_shape()
+        decoder.start()
+        encoder.start()
+
+        def flush(pending):
+            """Predict chroma for the frames in `pending`, then pass every item on in file order."""
+            frames = [item for kind, item in pending if kind == "video"]
+            chroma = None
+            if frames:
+                t = time.perf_counter()
+                small = np.stack([f.small for f in frames])
+                model_luma = small.astype(np.float32) / 255.0 if info.full_range else color.limited_to_full_luma(small)
+                chroma = colorizer.predict(model_luma)  # N x 2 x h' x w'
+                timings.inference_s += time.perf_counter() - t
+            n = 0
+            for kind, item in pending:
+                if errors:
+                    raise errors[0]
+                if kind == "audio":
+                    _put(outbox, (kind, item), stop)
+                    continue
+                t = time.perf_counter()
+                c = smoother.smooth(item.small, chroma[n])
+                t2 = time.perf_counter()
+                timings.smoothing_s += t2 - t
+                limited = not info.full_range
+                cb = color.chroma_to_plane(resize_plane(c[0], chroma_h, chroma_w), limited)
+                cr = color.chroma_to_plane(resize_plane(c[1], chroma_h, chroma_w), limited)
+                timings.merge_s += time.perf_counter() - t2
+                _put(outbox, ("video", item, cb, cr), stop)
+                n += 1
+
+        pending = []
+        batched = 0
+        while True:
+            item = _get(inbox, stop)
+            if isinstance(item, _Failed):
+                raise item.exc
+            if errors:
+                raise errors[0]
+            if item is _DONE:
+                break
+            pending.append(item)
+            if item[0] == "video":
+                frames_in += 1
+                batched += 1
+            if batched == options.batch_size:
+                flush(pending)
+                pending, batched = [], 0
+        flush(pending)
+        _put(outbox, _DONE, stop)
+        while encoder.is_alive():
+            encoder.join(POLL_S)
+        if errors:
+            raise errors[0]
+        if frames_in == 0:
+            raise InputError(f"input {src} has a video stream but no frame could be decoded")
+        if frames_out[0] != frames_in:
+            raise VidcolorError(f"internal error: {frames_in} frames read but {frames_out[0]} written")
+        os.replace(tmp, dst)
+    except BaseException as exc:
+        stop.set()
+        for thread in (decoder, encoder):
+            if thread.is_alive():
+                thread.join(timeout=5)
+        if writer is not None and encoder.is_alive() is False:
+            writer.abort()
+        remove_quietly(tmp)
+        if isinstance(exc, _Stopped) and errors:
+            raise errors[0] from None
+        raise
+    finally:
+        progress.close()
+        reader.close()
+
+    seconds = time.perf_counter() - start
+    return {
+        "input": str(src),
+        "output": str(dst),
+        "frames": frames_in,
+        "seconds": round(seconds, 3),
+        "fps": round(frames_in / seconds, 2) if seconds else None,
+        "device": str(colorizer.device),
+        "weights": colorizer.weights,
+        "working_size": [work_w, work_h],
+        "smoothing": strength,
+        "scene_cuts": smoother.cuts,
+        "corrupt_packets": reader.corrupt_packets,
+        "audio": writer.audio_mode,
+        "input_video": {"width": info.width, "height": info.height, "rate": float(info.rate) if info.rate else None,
+                        "codec": info.codec, "pix_fmt": info.pix_fmt},
+        "output_video": {"width": info.width, "height": info.height, "rate": float(info.rate) if info.rate else None,
+                         "codec": writer.video.codec_context.name, "pix_fmt": writer.pix_fmt},
+        "stage_seconds": {k: round(v, 3) for k, v in vars(timings).items()},
+    }
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# stills
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
+
+
+def read_image(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
+    """-> (uint8 RGB H x W x 3 with EXIF orientation applied, alpha H x W or None)."""
+    if not path.exists():
+        raise InputError(f"input {path} does not exist")
+    if path.is_dir():
+        raise InputError(f"input {path} is a directory, not an image")
+    try:
+        data = np.fromfile(str(path), dtype=np.uint8)
+    except PermissionError:
+        raise InputError(f"input {path} is not readable (permission denied)") from None
+    if data.size == 0:
+        raise InputError(f"input {path} is empty (0 bytes)")
+    raw = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    if raw is None:
+        raise InputError(f"input {path} is not an image OpenCV can decode (PNG, JPEG, BMP, TIFF, WebP)")
+    alpha = None
+    if raw.ndim == 3 and raw.shape[2] == 4:
+        alpha = raw[..., 3]
+        bgr = raw[..., :3]
+    else:
+        # IMREAD_COLOR applies EXIF orientation and converts CMYK and gray to BGR.
+        bgr = cv2.imdecode(data, cv2.IMREAD_COLOR)
+    if bgr.dtype != np.uint8:  # 16-bit and float images: the model works on 8-bit luma
+        bgr = cv2.convertScaleAbs(bgr, alpha=255.0 / np.iinfo(bgr.dtype).max if bgr.dtype.kind == "u" else 255.0)
+        if alpha is not None:
+            alpha = cv2.convertScaleAbs(alpha, alpha=255.0 / np.iinfo(alpha.dtype).max if alpha.dtype.kind == "u" else 255.0)
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), alpha
+
+
+def write_image_atomic(dst: Path, rgb: np.ndarray, alpha: np.ndarray | None) -> None:
+    bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
+    if alpha is not None and dst.suffix.lower() in {".png", ".tif", ".tiff", ".webp"}:
+        bgr = np.dstack([bgr, alpha])
+    try:
+        ok, encoded = cv2.imencode(dst.suffix, bgr)
+    except cv2.error:
+        ok = False
+    if not ok:
+        raise OutputError(f"cannot write an image named {dst.name!r}; use .png, .jpg, .bmp, .tif or .webp")
+    tmp = partial_path(dst)
+    try:
+        encoded.tofile(str(tmp))
+        os.replace(tmp, dst)
+    except BaseException:
+        remove_quietly(tmp)
+        raise
+
+
+def colorize_image(src, dst, colorizer: Colorizer, size: int = DEFAULT_SIZE, overwrite: bool = False) -> dict:
+    """Colorize one still from its luminance; the output has the input's size (and alpha, where the format allows)."""
+    src, dst = Path(src), Path(dst)
+    check_output(src, dst, overwrite)
+    start = time.perf_counter()
+    rgb, alpha = read_image(src)
+    out = colorizer.colorize_rgb(rgb, size)
+    write_image_atomic(dst, out, alpha)
+    return {"input": str(src), "output": str(dst), "width": rgb.shape[1], "height": rgb.shape[0],
+            "seconds": round(time.perf_counter() - start, 3)}
