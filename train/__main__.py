@@ -20,6 +20,7 @@ from .loop import TrainConfig, fit
 @click.option("--batch-size", default=16)
 @click.option("--size", default=160, help="Training crop side in pixels.")
 @click.option("--lr", default=1e-3, type=float)
+@click.option("--weight-decay", default=1e-4, type=float, help="AdamW weight decay (0 gives plain Adam).")
 @click.option("--loss", default="huber", type=click.Choice(["huber", "l1", "mse"]))
 @click.option("--saturation-weight", default=0.0, help="Extra loss weight on saturated target pixels.")
 @click.option("--val-every", default=500, help="Validate every N steps.")

@@ -102,7 +102,10 @@ def fit(cfg: TrainConfig, log=lambda msg: tqdm.write(msg)) -> Path:
         val_paths = [paths[i] for i in sorted(order[:n_val])]
         train_paths = [paths[i] for i in sorted(order[n_val:])]
     train_images = load_colour_images(train_paths, log)
-    val_images = load_colour_images(val_paths[: cfg.val_limit] if cfg.val_limit else val_paths, log)
+    if cfg.val_limit and len(val_paths) > cfg.val_limit:
+        # An even spread over the sorted list, so every source family is represented, not the first few.
+        val_paths = [val_paths[int(i * len(val_paths) / cfg.val_limit)] for i in range(cfg.val_limit)]
+    val_images = load_colour_images(val_paths, log)
     if not train_images:
         raise SystemExit(f"no colour training images under {cfg.data}")
 

@@ -7,7 +7,8 @@ inconsistent flow, changed lighting, content entering the frame) the weight fall
 so a wrong warp costs some flicker, never a smear. Everything runs at the chroma's own small size, in numpy/OpenCV.
 
 Cost, measured with the script in this module's __main__ on a 2-core machine with a training job running
-(`python -m vidcolor.smoothing`): ~2.4 ms per frame for 256x455 luma / 128x228 chroma.
+(`python -m vidcolor.smoothing`): 2.6-2.9 ms per frame for 256x455 luma / 128x228 chroma, two DIS flows
+(~0.8 ms each) being most of it.
 """
 from __future__ import annotations
 
@@ -18,8 +19,8 @@ import numpy as np
 # most of the flicker out without visible lag.
 DEFAULT_STRENGTH = 0.5
 
-# Flow: DIS at ULTRAFAST, but down to the finest pyramid level but one: at chroma size (~128x228) the default
-# finest level is only ~32x57 pixels, too coarse for small objects, and the finer level costs under a millisecond.
+# Flow: DIS at ULTRAFAST, but refined down to half the chroma resolution: its default finest level (a quarter,
+# ~32x57 pixels at 128x228) is too coarse for small objects, and the finer level costs under a millisecond.
 DIS_PRESET = cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST
 DIS_FINEST_SCALE = 1
 
@@ -30,34 +31,34 @@ MIN_FLOW_SIDE_PX = 12
 FB_ERROR_PX = (0.5, 2.0)  # |f_bw(x) + f_fw(x + f_bw(x))|, pixels: forward and backward flow disagree
 LUMA_ERROR_LEVELS = (6.0, 24.0)  # |luma - warped previous luma|, 8-bit levels: occlusion or a local light change
 
-# Scene cuts. The histogram is of luma standardised to zero mean and unit std, so a fade or an exposure change
-# (which shifts and scales luma) is not a cut, while new content (a new histogram shape) is.
+# Scene cuts, two tests. First, the luma histogram: total variation distance (the fraction of pixels that must
+# change bin) between consecutive frames' 32-bin histograms. Motion and noise move a few percent, a fade to black
+# ~0.1-0.25 per frame, a cut between differently lit shots most of the histogram.
 CUT_HIST_BINS = 32
-CUT_HIST_RANGE_STD = 3.0  # bins span +-3 std; values beyond land in the end bins
-CUT_HIST_DISTANCE = 0.35  # total variation distance (fraction of pixels that must change bin), in [0, 1]
-# Two shots can share a histogram (two similar textures). Then the flow finds nothing to follow: if fewer than this
-# fraction of pixels are trusted, the frame is treated as a cut too. On a false alarm (very fast motion) the
-# output is the prediction, which is nearly what the low trust would have given anyway.
-CUT_MIN_TRUSTED_FRACTION = 0.1
+CUT_HIST_DISTANCE = 0.4
+# Second, for two shots that share a histogram (say two similar landscapes): the flow then finds nothing to follow,
+# so a frame where the mean trust is below this is a cut too. A false alarm (very fast motion) only means that
+# frame keeps its prediction, which is nearly what its low trust would have given anyway.
+CUT_MIN_MEAN_TRUST = 0.25
 
 
 def _ramp_down(x: np.ndarray, full: float, zero: float) -> np.ndarray:
     return np.clip((zero - x) * (1.0 / (zero - full)), 0.0, 1.0)
 
 
-def _shape_histogram(luma: np.ndarray) -> np.ndarray:
-    y = luma.astype(np.float32)
-    z = (y - y.mean()) / max(float(y.std()), 1.0)  # 1 level floor: a flat frame is one spike, not amplified noise
-    bins = np.clip(((z / CUT_HIST_RANGE_STD + 1.0) * 0.5 * CUT_HIST_BINS).astype(np.int32), 0, CUT_HIST_BINS - 1)
-    return np.bincount(bins.ravel(), minlength=CUT_HIST_BINS) / bins.size
+def _histogram(luma: np.ndarray) -> np.ndarray:
+    bins = (luma // (256 // CUT_HIST_BINS)).ravel()
+    return np.bincount(bins, minlength=CUT_HIST_BINS) / bins.size
 
 
 class ChromaSmoother:
     """Call smooth() once per frame, in frame order; reset() between unrelated videos."""
 
     def __init__(self, strength: float = DEFAULT_STRENGTH):
-        if not 0.0 <= strength < 1.0:
-            raise ValueError(f"strength must be in [0, 1), got {strength}: 1 would freeze the first frame's colours")
+        # 1 is allowed (the CLI's range) but keeps history wherever the warp is trusted: colours then only change
+        # through occlusions and cuts.
+        if not 0.0 <= strength <= 1.0:
+            raise ValueError(f"smoothing strength must be between 0 (off) and 1, got {strength}")
         self.strength = float(strength)
         self._dis = cv2.DISOpticalFlow_create(DIS_PRESET)
         self._dis.setFinestScale(DIS_FINEST_SCALE)
@@ -72,13 +73,17 @@ class ChromaSmoother:
         self.last_was_cut = False
 
     def smooth(self, luma: np.ndarray, chroma: np.ndarray) -> np.ndarray:
-        """luma: uint8 H x W at working size; chroma: 2 x h x w prediction. Returns smoothed chroma, same shape/dtype."""
+        """luma: uint8 H x W at working size; chroma: 2 x h x w prediction, any h x w.
+
+        Returns the smoothed chroma, same shape and dtype; on a cut (or the first frame) the prediction itself.
+        """
         self.last_was_cut = False
         h, w = chroma.shape[1:]
         if self.strength == 0.0 or min(h, w) < MIN_FLOW_SIDE_PX:
             return chroma
-        small = luma if luma.shape == (h, w) else cv2.resize(luma, (w, h), interpolation=cv2.INTER_AREA)
-        hist = _shape_histogram(small)
+        # A copy even at the right size: it is kept as state, and the caller may reuse its buffer.
+        small = luma.copy() if luma.shape == (h, w) else cv2.resize(luma, (w, h), interpolation=cv2.INTER_AREA)
+        hist = _histogram(small)
 
         if self._prev_chroma is None or self._prev_chroma.shape != chroma.shape:
             return self._restart(small, chroma, hist)
@@ -86,7 +91,7 @@ class ChromaSmoother:
             return self._restart(small, chroma, hist, cut=True)
 
         trust, map_x, map_y = self._trust(small)
-        if trust.mean() < CUT_MIN_TRUSTED_FRACTION:
+        if trust.mean() < CUT_MIN_MEAN_TRUST:
             return self._restart(small, chroma, hist, cut=True)
 
         weight = self.strength * trust
