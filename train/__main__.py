@@ -26,6 +26,7 @@ from .loop import TrainConfig, fit
 @click.option("--val-every", default=500, help="Validate every N steps.")
 @click.option("--val-limit", default=64, help="Validation images used (0: all).")
 @click.option("--patience", default=0, help="Stop after N validations without improvement (0: never).")
+@click.option("--stop-after", default=0, help="Stop after N steps in this run (resume later with --resume).")
 @click.option("--seed", default=0)
 @click.option("--device", default="auto")
 @click.option("--resume", type=click.Path(exists=True, dir_okay=False), help="last.pt of a run to continue.")

@@ -48,6 +48,7 @@ class TrainConfig:
     val_limit: int = 64  # images per validation (0: all)
     val_size: int = 256  # working size used for validation, as at inference
     patience: int = 0  # validations without improvement before stopping (0: never stop early)
+    stop_after: int = 0  # stop this invocation after N steps, saving last.pt (train in time-boxed chunks)
     seed: int = 0
     device: str = "auto"
     resume: str | None = None
@@ -147,6 +148,7 @@ def fit(cfg: TrainConfig, log=lambda msg: tqdm.write(msg)) -> Path:
     progress = tqdm(total=total_steps, initial=step, desc="train", unit="step", dynamic_ncols=True)
     seen_since, tick = 0, time.perf_counter()
     model.train()
+    first_step = step
     while step < total_steps:
         rgb = sampler.batch(cfg.batch_size)
         luma, chroma, target_rgb = to_luma_chroma(rgb, device)
@@ -172,6 +174,13 @@ def fit(cfg: TrainConfig, log=lambda msg: tqdm.write(msg)) -> Path:
             progress.set_postfix(loss=f"{loss.item():.4f}", img_s=f"{seen_since / (now - tick):.1f}")
             seen_since, tick = 0, now
 
+        pausing = bool(cfg.stop_after) and step - first_step >= cfg.stop_after
+        if pausing and step % cfg.val_every and step != total_steps:
+            training = {"optimizer": optimizer.state_dict(), "step": step, "best": best, "stale": stale,
+                        "rng": rng_state(sampler)}
+            save_checkpoint(out / "last.pt", model, model_config, dict(metadata, step=step), training=training)
+            log(f"paused at step {step}; continue with --resume {out / 'last.pt'}")
+            break
         if step % cfg.val_every == 0 or step == total_steps:
             colorizer = Colorizer(model=model, config=model_config, device=device)
             result = evaluate_images(colorizer, val_images, cfg.val_size)
@@ -194,6 +203,9 @@ def fit(cfg: TrainConfig, log=lambda msg: tqdm.write(msg)) -> Path:
             save_checkpoint(out / "last.pt", model, model_config, meta, training=training)
             if cfg.patience and stale >= cfg.patience:
                 log(f"early stop: no better score in {stale} validations")
+                break
+            if pausing:
+                log(f"paused at step {step}; continue with --resume {out / 'last.pt'}")
                 break
     progress.close()
     return out / "best.pt"

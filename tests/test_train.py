@@ -1,0 +1,110 @@
+"""Training and evaluation: a few steps on generated images, exact resume, and metrics against hand-computed cases."""
+from __future__ import annotations
+
+import json
+import math
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from train.__main__ import main as train_main
+from train.evaluate import evaluate_images
+from train.loop import TrainConfig, fit
+from train.metrics import colourfulness, psnr, ssim
+from vidcolor.colorizer import load_colorizer
+from vidcolor.weights import read_checkpoint
+
+
+def write_colour_images(folder, count=6, size=(72, 96), seed=0):
+    """Smooth random colour fields: colourful enough not to be skipped as gray."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    for i in range(count):
+        small = rng.integers(0, 256, size=(4, 5, 3), dtype=np.uint8)
+        image = cv2.resize(small, (size[1], size[0]), interpolation=cv2.INTER_CUBIC)
+        cv2.imwrite(str(folder / f"image{i}.png"), image)
+    # One gray image, which the loader must skip.
+    cv2.imwrite(str(folder / "gray.png"), np.full((*size, 3), 120, np.uint8))
+    return folder
+
+
+def small_config(tmp_path, **overrides) -> TrainConfig:
+    data = write_colour_images(tmp_path / "data")
+    options = dict(data=str(data), out=str(tmp_path / "run"), val_split=0.34, pretrained=False, steps=4,
+                   batch_size=2, size=64, val_every=2, val_limit=0, val_size=64, seed=3, device="cpu")
+    options.update(overrides)
+    return TrainConfig(**options)
+
+
+def test_a_few_steps_write_checkpoints_and_metrics(tmp_path):
+    best = fit(small_config(tmp_path), log=lambda msg: None)
+    run = tmp_path / "run"
+    assert best == run / "best.pt" and best.exists() and (run / "last.pt").exists()
+    lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [line["step"] for line in lines] == [2, 4]
+    for line in lines:
+        assert math.isfinite(line["psnr"]) and 0 < line["ssim"] <= 1 and line["gray_psnr"] > 0
+    # The checkpoint loads through the shipped inference path.
+    colorizer = load_colorizer(str(best), "cpu")
+    out = colorizer.colorize_rgb(np.full((40, 50, 3), 90, np.uint8), size=64)
+    assert out.shape == (40, 50, 3)
+
+
+def test_resume_continues_exactly(tmp_path):
+    straight = small_config(tmp_path / "a")
+    fit(straight, log=lambda msg: None)
+    paused = small_config(tmp_path / "b", stop_after=1)
+    fit(paused, log=lambda msg: None)
+    assert read_checkpoint(tmp_path / "b" / "run" / "last.pt")["training"]["step"] == 1
+    fit(small_config(tmp_path / "b", resume=str(tmp_path / "b" / "run" / "last.pt")), log=lambda msg: None)
+    a = read_checkpoint(tmp_path / "a" / "run" / "last.pt")
+    b = read_checkpoint(tmp_path / "b" / "run" / "last.pt")
+    assert a["training"]["step"] == b["training"]["step"] == 4
+    for key, tensor in a["state_dict"].items():
+        torch.testing.assert_close(tensor, b["state_dict"][key], rtol=0, atol=1e-6, msg=key)
+
+
+def test_cli_trains_seed_cae(tmp_path):
+    data = write_colour_images(tmp_path / "data")
+    result = CliRunner().invoke(train_main, ["--data", str(data), "--out", str(tmp_path / "run"), "--arch", "seed-cae",
+                                             "--steps", "2", "--batch-size", "2", "--val-every", "2",
+                                             "--val-split", "0.34", "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    checkpoint = read_checkpoint(tmp_path / "run" / "best.pt")
+    assert checkpoint["config"]["arch"] == "seed-cae"
+
+
+def test_psnr_of_a_uniform_error_is_hand_computed():
+    reference = np.full((8, 8, 3), 100, np.uint8)
+    assert psnr(reference, reference + 10) == pytest.approx(10 * math.log10(255**2 / 100), abs=1e-9)
+
+
+def test_colourfulness_hand_computed_cases():
+    assert colourfulness(np.full((4, 4, 3), 77, np.uint8)) == 0.0
+    red = np.zeros((4, 4, 3), np.uint8)
+    red[..., 0] = 255  # rg = 255, yb = 127.5 everywhere: no spread, only the mean term
+    assert colourfulness(red) == pytest.approx(0.3 * math.hypot(255, 127.5))
+    # Signed form: half red, half green: rg is +255 / -255 (mean 0, std 255); yb is 127.5 everywhere.
+    split = np.zeros((4, 4, 3), np.uint8)
+    split[:2, :, 0] = 255
+    split[2:, :, 1] = 255
+    assert colourfulness(split) == pytest.approx(255 + 0.3 * 127.5)
+
+
+def test_ssim_of_identical_images_is_one():
+    image = np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    assert ssim(image, image) == pytest.approx(1.0)
+
+
+def test_evaluation_scores_the_gray_baseline_on_the_same_images(tmp_path):
+    fit(small_config(tmp_path, steps=2), log=lambda msg: None)
+    colorizer = load_colorizer(str(tmp_path / "run" / "best.pt"), "cpu")
+    image = cv2.cvtColor(cv2.imread(str(tmp_path / "data" / "image0.png")), cv2.COLOR_BGR2RGB)
+    result = evaluate_images(colorizer, [image], size=64)
+    gray = np.repeat(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)[..., None], 3, axis=2)
+    assert result["gray_psnr"] == pytest.approx(psnr(image, gray), abs=0.05)
+    assert result["truth_colourfulness"] == pytest.approx(colourfulness(image))
+    assert result["images"] == 1
