@@ -1,11 +1,18 @@
-"""Synthesised media for tests: small clips made with PyAV, stills with OpenCV. Nothing is downloaded."""
+"""Synthesised media for tests: small clips made with PyAV, stills with OpenCV (and Pillow where OpenCV cannot
+write the format: CMYK, EXIF orientation). Nothing is downloaded. Also helpers that damage files the way the world
+does (truncation, a corrupt packet), and a reader that returns everything the tests compare."""
 from __future__ import annotations
 
+import struct
 from fractions import Fraction
 from pathlib import Path
 
 import av
+import cv2
 import numpy as np
+
+AUDIO_RATE = 48000  # samples per second
+AUDIO_FRAME_SAMPLES = 1024
 
 
 def moving_pattern(index: int, width: int, height: int) -> np.ndarray:
@@ -17,30 +24,53 @@ def moving_pattern(index: int, width: int, height: int) -> np.ndarray:
     return np.repeat(gray[..., None], 3, axis=2)
 
 
+def tinted(rgb: np.ndarray) -> np.ndarray:
+    """The pattern with a strong colour cast (redder, less blue): a colour input."""
+    out = rgb.astype(int)
+    out[..., 0] += 60
+    out[..., 2] -= 60
+    return np.clip(out, 0, 255).astype(np.uint8)
+
+
 def make_clip(path: Path, frames: int = 12, width: int = 64, height: int = 48, fps: int = 24,
               audio: bool = False, pts_list: list[int] | None = None, time_base: Fraction | None = None,
-              colour: bool = False, pix_fmt: str = "yuv420p", codec: str = "libx264") -> Path:
-    """Write a short H.264 clip. pts_list (in time_base units) makes a variable-frame-rate clip."""
-    with av.open(str(path), "w") as out:
+              colour: bool = False, pix_fmt: str | None = None, codec: str = "libx264",
+              audio_codec: str = "aac", neutral_chroma: bool = False, lossless: bool = False,
+              rotation: int | None = None, container_options: dict | None = None) -> Path:
+    """Write a short clip (H.264 by default).
+
+    pts_list (in time_base units) makes a variable-frame-rate clip. pix_fmt defaults to yuv420p, or yuv444p for odd
+    sizes (4:2:0 needs even ones). neutral_chroma sets Cb = Cr = 128 after the colour conversion, so a colour clip and
+    its neutral twin share their luma exactly (with lossless=True, also after decoding). rotation writes a display
+    matrix (degrees counter-clockwise). container_options go to the muxer, e.g. {"movflags": "faststart"}.
+    """
+    if pix_fmt is None:
+        pix_fmt = "yuv444p" if (width % 2 or height % 2) else "yuv420p"
+    with av.open(str(path), "w", options=container_options or {}) as out:
         stream = out.add_stream(codec, rate=fps)
         stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
+        if lossless:
+            stream.options = {"qp": "0"} if codec.startswith("libx264") else {}  # ffv1 is always lossless
+        if rotation is not None:
+            stream.set_display_rotation(rotation)
         if pts_list is not None:
             stream.codec_context.time_base = time_base
             stream.time_base = time_base
         astream = None
         if audio:
-            astream = out.add_stream("aac", rate=48000)
+            astream = out.add_stream(audio_codec, rate=AUDIO_RATE)
             astream.layout = "mono"
-        samples_per_frame = 1024
-        total_audio = int(48000 * frames / fps)
+        audio_format = astream.codec_context.codec.audio_formats[0].name if astream is not None else None
+        total_audio = int(AUDIO_RATE * frames / fps)
         written_audio = 0
         for i in range(frames):
             rgb = moving_pattern(i, width, height)
             if colour:
-                rgb = rgb.copy()
-                rgb[..., 0] = np.clip(rgb[..., 0].astype(int) + 60, 0, 255)
-                rgb[..., 2] = np.clip(rgb[..., 2].astype(int) - 60, 0, 255)
+                rgb = tinted(rgb)
             frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format=pix_fmt)
+            if neutral_chroma:
+                for plane in frame.planes[1:]:
+                    plane.update(np.full(plane.buffer_size, 128, np.uint8))
             if pts_list is not None:
                 frame.pts = pts_list[i]
                 frame.time_base = time_base
@@ -50,13 +80,15 @@ def make_clip(path: Path, frames: int = 12, width: int = 64, height: int = 48, f
             for packet in stream.encode(frame):
                 out.mux(packet)
             while astream is not None and written_audio < total_audio * (i + 1) / frames:
-                t = (np.arange(samples_per_frame) + written_audio) / 48000.0
+                t = (np.arange(AUDIO_FRAME_SAMPLES) + written_audio) / AUDIO_RATE
                 tone = (0.2 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)[None]
                 aframe = av.AudioFrame.from_ndarray(tone, format="fltp", layout="mono")
-                aframe.sample_rate = 48000
+                aframe.sample_rate = AUDIO_RATE
                 aframe.pts = written_audio
-                aframe.time_base = Fraction(1, 48000)
-                written_audio += samples_per_frame
+                aframe.time_base = Fraction(1, AUDIO_RATE)
+                if audio_format != "fltp":  # e.g. PCM: s16
+                    aframe = av.AudioResampler(format=audio_format, layout="mono", rate=AUDIO_RATE).resample(aframe)[0]
+                written_audio += AUDIO_FRAME_SAMPLES
                 for packet in astream.encode(aframe):
                     out.mux(packet)
         for packet in stream.encode(None):
@@ -67,18 +99,118 @@ def make_clip(path: Path, frames: int = 12, width: int = 64, height: int = 48, f
     return path
 
 
+def make_audio_only(path: Path, seconds: float = 0.5) -> Path:
+    """An AAC track in an MP4 (.m4a-like) with no video stream."""
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("aac", rate=AUDIO_RATE)
+        stream.layout = "mono"
+        for start in range(0, int(seconds * AUDIO_RATE), AUDIO_FRAME_SAMPLES):
+            frame = av.AudioFrame.from_ndarray(np.zeros((1, AUDIO_FRAME_SAMPLES), np.float32), format="fltp",
+                                               layout="mono")
+            frame.sample_rate, frame.pts, frame.time_base = AUDIO_RATE, start, Fraction(1, AUDIO_RATE)
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    return path
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# damage
+
+
+def truncate(path: Path, dst: Path, fraction: float = 0.5) -> Path:
+    data = path.read_bytes()
+    dst.write_bytes(data[: int(len(data) * fraction)])
+    return dst
+
+
+def video_packets(path: Path) -> list[tuple[int, int]]:
+    """(file offset, size) of each video packet, in file order."""
+    with av.open(str(path)) as container:
+        return [(p.pos, p.size) for p in container.demux(video=0) if p.size]
+
+
+def corrupt_packet(path: Path, dst: Path, index: int) -> Path:
+    """Copy of an MP4 clip whose video packet `index` has an impossible NAL length: the decoder rejects that packet
+    (InvalidDataError) and goes on with the next."""
+    data = bytearray(path.read_bytes())
+    offset, _ = video_packets(path)[index]
+    data[offset: offset + 4] = struct.pack(">I", 0x7FFFFFFF)
+    dst.write_bytes(bytes(data))
+    return dst
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# stills
+
+
+def still(width: int = 64, height: int = 48, colour: bool = False) -> np.ndarray:
+    """uint8 RGB H x W x 3: the clip's pattern, gray unless colour."""
+    rgb = moving_pattern(0, width, height)
+    return tinted(rgb) if colour else rgb
+
+
+def write_image(path: Path, image: np.ndarray) -> Path:
+    """Write RGB, RGBA or gray (any dtype OpenCV takes) with OpenCV, which wants BGR order."""
+    if image.ndim == 3 and image.shape[2] == 3:
+        image = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
+    elif image.ndim == 3 and image.shape[2] == 4:
+        image = cv2.cvtColor(image, cv2.COLOR_RGBA2BGRA)
+    assert cv2.imwrite(str(path), image), path
+    return path
+
+
+def write_jpeg_with_orientation(path: Path, rgb: np.ndarray, orientation: int) -> Path:
+    """A JPEG whose pixels are stored as given, with an EXIF Orientation tag telling viewers how to turn them."""
+    from PIL import Image
+
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    Image.fromarray(rgb).save(path, "JPEG", quality=95, exif=exif.tobytes())
+    return path
+
+
+def write_cmyk_jpeg(path: Path, rgb: np.ndarray) -> Path:
+    from PIL import Image
+
+    Image.fromarray(rgb).convert("CMYK").save(path, "JPEG", quality=95)
+    return path
+
+
+def jpeg_bytes(rgb: np.ndarray) -> bytes:
+    ok, encoded = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    assert ok
+    return encoded.tobytes()
+
+
+def read_image_rgb(path: Path) -> np.ndarray:
+    """Pixels as stored (no EXIF rotation), RGB or RGBA."""
+    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED | cv2.IMREAD_IGNORE_ORIENTATION)
+    assert image is not None, path
+    if image.ndim == 3 and image.shape[2] == 4:
+        return cv2.cvtColor(image, cv2.COLOR_BGRA2RGBA)
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# reading back
+
+
 def read_video(path: Path) -> dict:
-    """Frames (Y, U, V planes), timestamps and audio packet payloads of a file."""
+    """Frames (Y, U, V planes), timestamps, rotation and audio packet payloads of a file."""
     from vidcolor.video_io import plane_array
 
-    out = {"y": [], "u": [], "v": [], "pts": [], "audio": [], "audio_pts": []}
+    out = {"y": [], "u": [], "v": [], "pts": [], "audio": [], "audio_pts": [], "rotation": None}
     with av.open(str(path)) as container:
         vstream = container.streams.video[0]
         out["width"], out["height"] = vstream.codec_context.width, vstream.codec_context.height
         out["rate"] = vstream.average_rate
         out["time_base"] = vstream.time_base
         out["pix_fmt"] = vstream.codec_context.pix_fmt
+        out["codec"] = vstream.codec_context.name
         out["has_audio"] = bool(container.streams.audio)
+        out["audio_codec"] = container.streams.audio[0].codec_context.name if container.streams.audio else None
         streams = [vstream] + list(container.streams.audio[:1])
         for packet in container.demux(streams):
             if packet.stream.type == "audio":
@@ -87,8 +219,17 @@ def read_video(path: Path) -> dict:
                     out["audio_pts"].append(packet.pts)
                 continue
             for frame in packet.decode():
+                if out["rotation"] is None:
+                    out["rotation"] = frame.rotation
                 out["pts"].append(float(frame.pts * frame.time_base))
                 out["y"].append(plane_array(frame.planes[0]).copy())
-                out["u"].append(plane_array(frame.planes[1]).copy())
-                out["v"].append(plane_array(frame.planes[2]).copy())
+                if len(frame.planes) == 3:
+                    out["u"].append(plane_array(frame.planes[1]).copy())
+                    out["v"].append(plane_array(frame.planes[2]).copy())
     return out
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    """Peak signal-to-noise ratio of two uint8 images, dB (inf when equal)."""
+    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+    return float("inf") if mse == 0 else 10.0 * np.log10(255.0 ** 2 / mse)

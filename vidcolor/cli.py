@@ -7,8 +7,10 @@ PyAV, OpenCV) are imported inside the commands so that --help and --version answ
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sys
+import traceback
 from pathlib import Path
 
 import click
@@ -39,21 +41,55 @@ def run_guarded(job):
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         click.echo("vidcolor: interrupted; no output written", err=True)
-        sys.exit(EXIT_INTERRUPTED)
+        exit_now(EXIT_INTERRUPTED)
     except Terminated:
         click.echo("vidcolor: terminated; no output written", err=True)
-        sys.exit(EXIT_TERMINATED)
+        exit_now(EXIT_TERMINATED)
     except OSError as exc:
         # Disk full, permission changes mid-run...: the library already removed its temporary file.
         click.echo(f"vidcolor: error: {exc.strerror or exc}{f': {exc.filename}' if exc.filename else ''}", err=True)
+        sys.exit(1)
+    except Exception as exc:
+        # A bug, or a library failing in a way we did not foresee: still one line (the temporary file is already
+        # removed); the traceback is there for whoever reports it.
+        if os.environ.get("VIDCOLOR_DEBUG"):
+            traceback.print_exc()
+        click.echo(f"vidcolor: error: unexpected {exc.__class__.__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+                   " (please report it; set VIDCOLOR_DEBUG=1 to see the traceback)", err=True)
         sys.exit(1)
     finally:
         signal.signal(signal.SIGTERM, previous)
 
 
+def exit_now(code: int) -> None:
+    """Exit after an interrupt, the temporary file already removed, without Python's teardown: with torch loaded
+    that takes seconds on a busy machine, and whoever pressed Ctrl-C wants the prompt back. Only where this process
+    is the command itself; under click's CliRunner (tests), whose streams replace the real ones, a catchable
+    SystemExit as usual."""
+    if sys.stdout is sys.__stdout__ and sys.stderr is sys.__stderr__:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
+
+
 def write_report(path: str | None, report: dict) -> None:
     if path:
         Path(path).write_text(json.dumps(report, indent=2) + "\n")
+
+
+class OneLineUsageError(click.UsageError):
+    """A usage error shown like every other error: one line on stderr (exit code 2), pointing at --help."""
+
+    def show(self, file=None):
+        where = f" (see `{self.ctx.command_path} --help`)" if self.ctx else ""
+        click.echo(f"vidcolor: error: {self.message}{where}", err=True)
+
+
+def one_line(exc: click.UsageError) -> click.UsageError:
+    if isinstance(exc, (OneLineUsageError, click.exceptions.NoArgsIsHelpError)):
+        return exc  # `vidcolor` alone prints the help, as click does
+    return OneLineUsageError(exc.format_message(), exc.ctx)
 
 
 class DefaultToVideo(click.Group):
@@ -65,7 +101,16 @@ class DefaultToVideo(click.Group):
         elif args and args[0].startswith("-") and args[0] not in ("--help", "-h", "--version") and "video" in self.commands:
             # options before the paths, e.g. `vidcolor -y in.mp4 out.mp4`
             args = ["video", *args]
-        return super().parse_args(ctx, args)
+        try:
+            return super().parse_args(ctx, args)
+        except click.UsageError as exc:
+            raise one_line(exc) from None
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)  # parses the subcommand's options, then runs it
+        except click.UsageError as exc:
+            raise one_line(exc) from None
 
 
 def model_options(f):
@@ -109,25 +154,37 @@ def video(src, dst, weights, device, size, batch_size, smooth, crf, preset, code
 
     def job():
         from .colorizer import load_colorizer
-        from .pipeline import VideoOptions, check_output, colorize_video
+        from .pipeline import VideoOptions, check_video_job, colorize_video
         from .video_io import EncoderSettings
 
-        check_output(src, dst, overwrite)  # fail before the model loads
-        colorizer = load_colorizer(weights, device)
         options = VideoOptions(size=size, batch_size=batch_size, smooth=smooth, audio=not no_audio,
                                overwrite=overwrite, progress=not quiet,
                                encoder=EncoderSettings(codec=codec, crf=crf, preset=preset))
+        check_video_job(src, dst, options)  # fail before the model loads
+        colorizer = load_colorizer(weights, device)
         summary = colorize_video(src, dst, colorizer, options)
         write_report(report, summary)
+        damage = damage_note(summary)
+        if damage:  # shown even with --quiet: the output is missing something the input promised
+            click.echo(f"vidcolor: warning: {damage}", err=True)
         if not quiet:
-            notes = []
-            if summary["corrupt_packets"]:
-                notes.append(f"{summary['corrupt_packets']} damaged packets skipped")
             click.echo(f"{dst}: {summary['frames']} frames in {summary['seconds']:.1f} s "
-                       f"({summary['fps']:.1f} frames/s on {summary['device']}), audio {summary['audio']}"
-                       + (f"; {', '.join(notes)}" if notes else ""), err=True)
+                       f"({summary['fps']:.1f} frames/s on {summary['device']}), audio {summary['audio']}", err=True)
 
     run_guarded(job)
+
+
+def damage_note(summary: dict) -> str:
+    """One line on what a damaged input lacked, or "" for an intact one."""
+    notes = []
+    if summary["corrupt_packets"]:
+        notes.append(f"{summary['corrupt_packets']} damaged packets skipped")
+    if summary["frames_lost"]:
+        about = "" if summary["frames_counted"] else "about "
+        notes.append(f"{about}{summary['frames_lost']} of {summary['frames_expected']} frames could not be decoded")
+    if summary["read_error"]:
+        notes.append(f"input {summary['read_error']}")
+    return "; ".join(notes)
 
 
 @main.command()
@@ -139,14 +196,12 @@ def video(src, dst, weights, device, size, batch_size, smooth, crf, preset, code
 @click.option("--report", type=click.Path(dir_okay=False), help="Write a JSON summary here.")
 def image(inputs, output, weights, device, size, overwrite, report):
     """Colorize still images from their luminance; each output keeps its input's size."""
-    from .pipeline import IMAGE_SUFFIXES
-
-    single_file = len(inputs) == 1 and output.suffix.lower() in IMAGE_SUFFIXES and not output.is_dir()
 
     def job():
         from .colorizer import load_colorizer
-        from .pipeline import check_output, colorize_image
+        from .pipeline import IMAGE_SUFFIXES, check_output, colorize_image, read_image
 
+        single_file = len(inputs) == 1 and output.suffix.lower() in IMAGE_SUFFIXES and not output.is_dir()
         if single_file:
             targets = [(inputs[0], output)]
         else:
@@ -156,13 +211,14 @@ def image(inputs, output, weights, device, size, overwrite, report):
         names = [dst.name for _, dst in targets]
         if len(set(names)) != len(names):
             raise_error("two inputs have the same file name and would write the same output; use separate runs")
-        for src, dst in targets:  # every check before any work
-            if not src.is_file():
-                from .errors import InputError
-
-                raise InputError(f"input {src} does not exist" if not src.exists() else f"input {src} is not a file")
-            if not single_file:
-                output.mkdir(parents=True, exist_ok=True)
+        # Every check before any work, so that a bad input or output leaves nothing written.
+        for src, _ in targets:
+            read_image(src)  # decoded here and again below: cheap next to the network
+        if not single_file:
+            if not output.parent.is_dir():
+                raise_error(f"output folder {output.parent} does not exist; create it first")
+            output.mkdir(exist_ok=True)  # only an empty folder is left if a check below fails
+        for src, dst in targets:
             check_output(src, dst, overwrite)
         colorizer = load_colorizer(weights, device)
         results = [colorize_image(src, dst, colorizer, size=size, overwrite=overwrite) for src, dst in targets]
@@ -181,16 +237,20 @@ def raise_error(message: str):
 @click.option("--source", default="0", show_default=True, help="Camera index, video file or stream URL.")
 @click.option("--weights", default="default", show_default=True)
 @click.option("--device", default="auto", show_default=True, type=click.Choice(["auto", "cpu", "cuda"]))
-@click.option("--size", default=None, type=click.IntRange(32, 2048), help="Working short side. [default: 160]")
-@click.option("--record", type=click.Path(dir_okay=False, path_type=Path), help="Also write the colorized stream here.")
-@click.option("--no-window", is_flag=True, help="Run without a window (servers, tests).")
+@click.option("--size", default=None, type=click.IntRange(32, 2048),
+              help="Working short side, pixels; smaller than for video so a CPU keeps up. [default: 160]")
+@click.option("--record", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write the colorized stream here (H.264 .mp4/.mkv/.mov, at the source's rate).")
+@click.option("--no-window", is_flag=True, help="Run without a window (servers, tests); stop with Ctrl-C.")
 @click.option("--max-frames", default=0, type=click.IntRange(0), help="Stop after N frames (0: until the source ends).")
-@click.option("--as-fast-as-possible", is_flag=True, help="Read a file source as fast as it decodes, not at its frame rate.")
-@click.option("--smooth", type=click.FloatRange(0, 1), default=None, help="Temporal smoothing strength (0: off).")
+@click.option("--as-fast-as-possible", is_flag=True,
+              help="Hand a file source over as fast as frames are colorized (none dropped), not at its frame rate.")
+@click.option("--smooth", type=click.FloatRange(0, 1, max_open=True), default=None,
+              help="Temporal smoothing strength, 0 (off) to below 1; s toggles it. [default: 0.5]")
 @click.option("-y", "--overwrite", is_flag=True, help="Replace the --record file if it exists.")
 @click.option("--report", type=click.Path(dir_okay=False), help="Write the summary as flat JSON here.")
 def live(source, weights, device, size, record, no_window, max_frames, as_fast_as_possible, smooth, overwrite, report):
-    """Colorize a webcam or any stream in real time (q or Esc quits)."""
+    """Colorize a webcam, stream or file in real time (keys: q/Esc quit, s smoothing, +/- size; Ctrl-C stops too)."""
 
     def job():
         from .live import LiveOptions, run_live
@@ -198,7 +258,15 @@ def live(source, weights, device, size, record, no_window, max_frames, as_fast_a
         options = LiveOptions(source=source, weights=weights, device=device, size=size, record=record,
                               window=not no_window, max_frames=max_frames, realtime=not as_fast_as_possible,
                               smooth=smooth, overwrite=overwrite)
+        # Ctrl-C is the normal way to stop a headless run: run_live finalises the recording and returns the summary.
         summary = run_live(options)
         write_report(report, summary)
+        seen = summary["frames_shown"] + summary["frames_dropped"]
+        dropped_percent = 100.0 * summary["frames_dropped"] / seen if seen else 0.0
+        click.echo(f"live ({summary['ended']}): {summary['frames_shown']} frames shown, {summary['frames_dropped']} "
+                   f"dropped ({dropped_percent:.1f}%), {summary['fps']:.1f} fps (source {summary['source_fps']:g}), "
+                   f"latency mean {summary['latency_ms_mean']:.0f} ms, p95 {summary['latency_ms_p95']:.0f} ms; "
+                   f"size {summary['size']} on {summary['device']}"
+                   + (f"; recorded {summary['record']}" if summary["record"] else ""), err=True)
 
     run_guarded(job)

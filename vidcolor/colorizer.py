@@ -40,9 +40,21 @@ def choose_device(requested: str = "auto") -> torch.device:
 
 
 def configure_cpu_threads() -> None:
-    """One intra-op thread per core: more only adds contention with the decode and encode threads."""
-    if not os.environ.get("OMP_NUM_THREADS"):
-        torch.set_num_threads(max(1, os.cpu_count() or 1))
+    """Give torch's intra-op threads half the cores (at least one); an OMP_NUM_THREADS set by the user wins.
+
+    The video decoder and the x264 encoder run at the same time as the network, in their own threads, and need
+    about a core between them at 720p. Torch's OpenMP threads wait for one another at the end of every operator, so
+    one of them preempted by the encoder stalls the rest: on 2 cores, 1 torch thread ran the whole pipeline
+    about 2.7x faster than 2 (python -m vidcolor.bench, 1280x720, with other jobs on the machine), and the network
+    alone 3-4x faster. Cores are counted from this process's CPU affinity, which containers and taskset narrow.
+    """
+    if os.environ.get("OMP_NUM_THREADS"):
+        return
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS and Windows have no sched_getaffinity
+        cores = os.cpu_count() or 1
+    torch.set_num_threads(max(1, cores // 2))
 
 
 def working_shape(height: int, width: int, size: int) -> tuple[int, int]:
@@ -90,18 +102,58 @@ class Colorizer:
         """luma: N x h x w float32 in [0, 1] at working size -> chroma N x 2 x h' x w' float32 in [-0.5, 0.5].
 
         h' x w' is the network's output size (h/2 x w/2 for effnet-unet); callers resize it to what they need.
+        The result is C-contiguous, so that OpenCV and numpy use each chroma plane without another copy.
+
+        Out of GPU memory, the batch is halved and the rest of the run keeps the smaller size; a single frame that
+        still does not fit raises DeviceError.
         """
-        x = torch.from_numpy(np.ascontiguousarray(luma, dtype=np.float32))[:, None]
-        if self.device.type == "cuda":
-            x = x.pin_memory().to(self.device, non_blocking=True)
-        x = x.to(dtype=torch.float16 if self.half else torch.float32).contiguous(memory_format=torch.channels_last)
-        out = self.model(x).float()
-        if self.config.output == "rgb":  # seed-cae predicts RGB; only its chroma is used (luma is never predicted)
-            _, cb, cr = color.rgb_to_ycbcr(out[:, 0], out[:, 1], out[:, 2])
-            chroma = torch.stack([cb, cr], dim=1)
-        else:
-            chroma = out / color.CHROMA_SCALE
-        return chroma.cpu().numpy()
+        luma = np.ascontiguousarray(luma, dtype=np.float32)
+        # The model's own dtype: float16 on CUDA, float32 on the CPU unless the Colorizer chose otherwise.
+        model_dtype = next(self.model.parameters()).dtype
+
+        def run(batch: np.ndarray) -> np.ndarray:
+            x = torch.from_numpy(batch)[:, None]  # n x 1 x h x w
+            if self.device.type == "cuda":
+                # Pinned memory lets the copy run asynchronously; the model call queues behind it on the stream.
+                x = x.pin_memory().to(self.device, non_blocking=True)
+            x = x.to(dtype=model_dtype).contiguous(memory_format=torch.channels_last)
+            out = self.model(x).float()
+            if self.config.output == "rgb":  # seed-cae predicts RGB; only its chroma is used (never its luma)
+                _, cb, cr = color.rgb_to_ycbcr(out[:, 0], out[:, 1], out[:, 2])
+                chroma = torch.stack([cb, cr], dim=1)
+            else:
+                # chroma_gain: a scale fitted on training images after training (train/export.py --calibrate).
+                chroma = out * (self.config.chroma_gain / color.CHROMA_SCALE)
+            # channels_last output -> plain N x 2 x h' x w' on the device, where the reordering is cheapest.
+            return chroma.contiguous().cpu().numpy()
+
+        if len(luma) == 0:
+            return run(luma)
+        limit = min(len(luma), getattr(self, "_batch_limit", None) or len(luma))
+        parts = []
+        start = 0
+        while start < len(luma):
+            out_of_memory = False
+            try:
+                parts.append(run(luma[start:start + limit]))
+                start += limit
+            except torch.OutOfMemoryError:
+                # The traceback still holds the failed batch's tensors: free the cache only after leaving this block.
+                out_of_memory = True
+            if out_of_memory:
+                if limit == 1:
+                    raise DeviceError(
+                        f"out of {self.device.type.upper()} memory for even one frame at working size "
+                        f"{luma.shape[2]}x{luma.shape[1]}; use a smaller --size"
+                        + (" or --device cpu" if self.device.type != "cpu" else "")
+                    )
+                previous, limit = limit, max(1, limit // 2)
+                self._batch_limit = limit  # later batches start at the size that fit
+                if self.device.type == "cuda":
+                    torch.cuda.empty_cache()
+                log.warning("out of %s memory with a batch of %d frames; going on with batches of %d",
+                            self.device.type.upper(), previous, limit)
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
     def colorize_luma(self, luma: np.ndarray, size: int = DEFAULT_SIZE) -> np.ndarray:
         """Full-resolution uint8 luma H x W -> chroma 2 x H x W float32 in [-0.5, 0.5]."""

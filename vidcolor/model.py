@@ -27,6 +27,10 @@ class ModelConfig:
     fixed_size: int = 0
     # Decoder widths from the deepest skip (stride 16) to the shallowest (stride 2).
     decoder_channels: tuple[int, ...] = (96, 64, 40, 24)
+    # Scale applied to predicted chroma at inference. A regression network trained for colourfulness over-commits
+    # where it is unsure; the least-squares scale, fitted on training images, trades a little saturation for
+    # fewer wrong colours (see train/export.py --calibrate).
+    chroma_gain: float = 1.0
 
     def to_dict(self) -> dict:
         d = asdict(self)

@@ -9,6 +9,7 @@ the GIL inside its kernels, as do PyAV's decoder and encoder, so the three stage
 """
 from __future__ import annotations
 
+import errno
 import os
 import queue
 import sys
@@ -23,7 +24,7 @@ import numpy as np
 from . import color
 from .colorizer import DEFAULT_SIZE, Colorizer, resize_plane
 from .errors import InputError, OutputError, VidcolorError
-from .video_io import EncoderSettings, VideoReader, VideoWriter
+from .video_io import EncoderSettings, VideoReader, VideoWriter, check_video_output
 
 DEFAULT_BATCH_SIZE = 8
 # How long a blocked queue operation waits before checking whether another stage has failed (seconds).
@@ -86,6 +87,10 @@ class _Failed:
 _DONE = object()
 
 
+class _Stopped(Exception):
+    """Raised in a stage that waits on a queue once the run is stopping (another stage failed, or Ctrl-C)."""
+
+
 def _put(q: queue.Queue, item, stop: threading.Event) -> None:
     while not stop.is_set():
         try:
@@ -93,19 +98,30 @@ def _put(q: queue.Queue, item, stop: threading.Event) -> None:
             return
         except queue.Full:
             continue
+    raise _Stopped()
 
 
 def _get(q: queue.Queue, stop: threading.Event):
-    while True:
+    # stop is checked before each item, not only when the queue is empty, so that a stopping run does not
+    # first encode what is still queued.
+    while not stop.is_set():
         try:
             return q.get(timeout=POLL_S)
         except queue.Empty:
-            if stop.is_set():
-                raise _Stopped()
+            continue
+    raise _Stopped()
 
 
-class _Stopped(Exception):
-    pass
+def _as_output_error(exc: BaseException, dst: Path) -> BaseException:
+    """An OS or FFmpeg error while writing, as a one-line OutputError that names the output and says what to do."""
+    import av
+
+    if isinstance(exc, VidcolorError) or not isinstance(exc, (OSError, av.FFmpegError)):
+        return exc
+    if getattr(exc, "errno", None) == errno.ENOSPC:
+        return OutputError(f"writing {dst} failed: no space left on device; free some space and run again")
+    reason = getattr(exc, "strerror", None) or str(exc)
+    return OutputError(f"writing {dst} failed: {reason}")
 
 
 @dataclass
@@ -117,8 +133,21 @@ class _Timings:
     encode_s: float = 0.0
 
 
+def check_video_job(src, dst, options: VideoOptions = VideoOptions()) -> None:
+    """Every check that does not need the model: output safety, a readable video input, an encoder and a container
+    that can write it. The CLI runs this before loading the network, so that a mistake is reported at once."""
+    src, dst = Path(src), Path(dst)
+    check_output(src, dst, options.overwrite)
+    with VideoReader(src, with_audio=options.audio) as reader:
+        check_video_output(partial_path(dst), reader.info, options.encoder)
+
+
 def colorize_video(src, dst, colorizer: Colorizer, options: VideoOptions = VideoOptions()) -> dict:
-    """Colorize the video file src into dst. Returns a summary dict (the CLI's --report)."""
+    """Colorize the video file src into dst. Returns a summary dict (the CLI's --report).
+
+    Damaged input is decoded as far as it can be (see VideoReader): the summary's corrupt_packets, frames_lost and
+    read_error say what was missing, and the CLI prints them. dst appears only when the whole run succeeded.
+    """
     from .smoothing import DEFAULT_STRENGTH, ChromaSmoother
 
     src, dst = Path(src), Path(dst)
@@ -151,8 +180,13 @@ def colorize_video(src, dst, colorizer: Colorizer, options: VideoOptions = Video
                 timings.decode_s += time.perf_counter() - t
                 _put(inbox, (kind, item), stop)
             _put(inbox, _DONE, stop)
+        except _Stopped:
+            pass
         except BaseException as exc:  # handed to the consumer, which stops the run
-            _put(inbox, _Failed(exc), stop)
+            try:
+                _put(inbox, _Failed(exc), stop)
+            except _Stopped:
+                pass
 
     def encode_worker():
         try:
@@ -165,7 +199,7 @@ def colorize_video(src, dst, colorizer: Colorizer, options: VideoOptions = Video
                     writer.write_audio(item[1])
                 else:
                     _, frame, cb, cr = item
-                    writer.write(frame.luma, cb, cr, frame.pts, frame.time_base)
+                    writer.write(frame.luma, cb, cr, frame.pts, frame.time_base, frame.display_matrix)
                     frames_out[0] += 1
                     progress.update(1)
                 timings.encode_s += time.perf_counter() - t
@@ -175,7 +209,7 @@ def colorize_video(src, dst, colorizer: Colorizer, options: VideoOptions = Video
         except _Stopped:
             pass
         except BaseException as exc:
-            errors.append(exc)
+            errors.append(_as_output_error(exc, dst))
             stop.set()
 
     from tqdm import tqdm
@@ -242,7 +276,10 @@ def colorize_video(src, dst, colorizer: Colorizer, options: VideoOptions = Video
         if errors:
             raise errors[0]
         if frames_in == 0:
-            raise InputError(f"input {src} has a video stream but no frame could be decoded")
+            damage = "; ".join(filter(None, [f"{reader.corrupt_packets} damaged packets" if reader.corrupt_packets
+                                             else "", reader.read_error]))
+            raise InputError(f"input {src} has a video stream but no frame could be decoded"
+                             + (f" ({damage})" if damage else ""))
         if frames_out[0] != frames_in:
             raise VidcolorError(f"internal error: {frames_in} frames read but {frames_out[0]} written")
         os.replace(tmp, dst)
@@ -274,6 +311,10 @@ def colorize_video(src, dst, colorizer: Colorizer, options: VideoOptions = Video
         "smoothing": strength,
         "scene_cuts": smoother.cuts,
         "corrupt_packets": reader.corrupt_packets,
+        "frames_expected": reader.frames_expected,
+        "frames_counted": bool(info.frames),  # False: frames_expected is an estimate from the duration
+        "frames_lost": reader.frames_lost,
+        "read_error": reader.read_error,
         "audio": writer.audio_mode,
         "input_video": {"width": info.width, "height": info.height, "rate": float(info.rate) if info.rate else None,
                         "codec": info.codec, "pix_fmt": info.pix_fmt},
@@ -287,38 +328,78 @@ def colorize_video(src, dst, colorizer: Colorizer, options: VideoOptions = Video
 # stills
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
+VIDEO_SUFFIXES = {".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".ts", ".wmv", ".flv", ".3gp"}
+# The first bytes of formats OpenCV reads, to tell "damaged" from "not an image at all".
+IMAGE_SIGNATURES = {b"\xff\xd8\xff": "JPEG", b"\x89PNG\r\n\x1a\n": "PNG", b"BM": "BMP", b"II*\x00": "TIFF",
+                    b"MM\x00*": "TIFF", b"RIFF": "WebP"}
+
+
+def _looks_like_video(path: Path, head: bytes) -> bool:
+    return path.suffix.lower() in VIDEO_SUFFIXES or head[4:8] == b"ftyp" or head[:4] == b"\x1a\x45\xdf\xa3"
+
+
+def _decode_quietly(data: np.ndarray, flags: int):
+    """cv2.imdecode without OpenCV's own warnings on stderr (a damaged file is reported by the caller, once)."""
+    previous = cv2.utils.logging.getLogLevel()
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+    try:
+        return cv2.imdecode(data, flags)
+    except cv2.error:
+        return None
+    finally:
+        cv2.utils.logging.setLogLevel(previous)
 
 
 def read_image(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
-    """-> (uint8 RGB H x W x 3 with EXIF orientation applied, alpha H x W or None)."""
+    """-> (uint8 RGB H x W x 3 with EXIF orientation applied, alpha H x W or None).
+
+    16-bit images are reduced to 8 bits (the model works on 8-bit luma); CMYK and gray JPEGs are converted to RGB.
+    A damaged file (truncated JPEG or PNG...) is refused rather than colorized with a gray or missing part.
+    """
     if not path.exists():
         raise InputError(f"input {path} does not exist")
     if path.is_dir():
-        raise InputError(f"input {path} is a directory, not an image")
+        raise InputError(f"input {path} is a directory, not an image; pass the image files inside it")
     try:
         data = np.fromfile(str(path), dtype=np.uint8)
     except PermissionError:
         raise InputError(f"input {path} is not readable (permission denied)") from None
+    except OSError as exc:
+        raise InputError(f"input {path} cannot be read: {exc.strerror or exc}") from None
     if data.size == 0:
         raise InputError(f"input {path} is empty (0 bytes)")
-    raw = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    raw = _decode_quietly(data, cv2.IMREAD_UNCHANGED)
     if raw is None:
+        head = data[:16].tobytes()
+        kind = next((name for signature, name in IMAGE_SIGNATURES.items() if head.startswith(signature)), None)
+        if kind:
+            raise InputError(f"input {path} is a damaged or truncated {kind} file that cannot be decoded")
+        if _looks_like_video(path, head):
+            raise InputError(f"input {path} is a video, not an image; use `vidcolor {path} OUT.mp4`")
         raise InputError(f"input {path} is not an image OpenCV can decode (PNG, JPEG, BMP, TIFF, WebP)")
     alpha = None
     if raw.ndim == 3 and raw.shape[2] == 4:
         alpha = raw[..., 3]
         bgr = raw[..., :3]
     else:
-        # IMREAD_COLOR applies EXIF orientation and converts CMYK and gray to BGR.
-        bgr = cv2.imdecode(data, cv2.IMREAD_COLOR)
+        # IMREAD_COLOR applies EXIF orientation and converts CMYK and gray to 8-bit BGR.
+        bgr = _decode_quietly(data, cv2.IMREAD_COLOR)
+        if bgr is None:
+            raise InputError(f"input {path} is an image OpenCV cannot convert to colour")
     if bgr.dtype != np.uint8:  # 16-bit and float images: the model works on 8-bit luma
-        bgr = cv2.convertScaleAbs(bgr, alpha=255.0 / np.iinfo(bgr.dtype).max if bgr.dtype.kind == "u" else 255.0)
+        bgr = _to_uint8(bgr)
         if alpha is not None:
-            alpha = cv2.convertScaleAbs(alpha, alpha=255.0 / np.iinfo(alpha.dtype).max if alpha.dtype.kind == "u" else 255.0)
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), alpha
+            alpha = _to_uint8(alpha)
+    return cv2.cvtColor(np.ascontiguousarray(bgr), cv2.COLOR_BGR2RGB), alpha
+
+
+def _to_uint8(image: np.ndarray) -> np.ndarray:
+    scale = 255.0 / np.iinfo(image.dtype).max if image.dtype.kind in "ui" else 255.0
+    return cv2.convertScaleAbs(image, alpha=scale)
 
 
 def write_image_atomic(dst: Path, rgb: np.ndarray, alpha: np.ndarray | None) -> None:
+    """Encode in memory, write to a temporary name beside dst, then rename: dst is never half-written."""
     bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
     if alpha is not None and dst.suffix.lower() in {".png", ".tif", ".tiff", ".webp"}:
         bgr = np.dstack([bgr, alpha])
@@ -332,6 +413,9 @@ def write_image_atomic(dst: Path, rgb: np.ndarray, alpha: np.ndarray | None) -> 
     try:
         encoded.tofile(str(tmp))
         os.replace(tmp, dst)
+    except OSError as exc:  # disk full, folder removed...
+        remove_quietly(tmp)
+        raise _as_output_error(exc, dst) from None
     except BaseException:
         remove_quietly(tmp)
         raise
@@ -341,6 +425,8 @@ def colorize_image(src, dst, colorizer: Colorizer, size: int = DEFAULT_SIZE, ove
     """Colorize one still from its luminance; the output has the input's size (and alpha, where the format allows)."""
     src, dst = Path(src), Path(dst)
     check_output(src, dst, overwrite)
+    if dst.suffix.lower() not in IMAGE_SUFFIXES:
+        raise OutputError(f"cannot write an image named {dst.name!r}; use .png, .jpg, .bmp, .tif or .webp")
     start = time.perf_counter()
     rgb, alpha = read_image(src)
     out = colorizer.colorize_rgb(rgb, size)

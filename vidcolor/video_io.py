@@ -2,11 +2,12 @@
 
 VideoReader yields, in file order, decoded video frames (as their luma plane plus timing) and the audio packets
 between them, so the writer can mux audio at the right place without ever decoding it. VideoWriter encodes frames
-built from (luma, Cb, Cr) planes with the input's timestamps, and copies audio packets unchanged.
+built from (luma, Cb, Cr) planes with the input's timestamps and display matrix (rotation), and copies audio packets
+unchanged. Damaged input: see VideoReader's docstring for what is decoded, skipped, counted or refused.
 """
 from __future__ import annotations
 
-import logging
+import struct
 import sys
 from dataclasses import dataclass
 from fractions import Fraction
@@ -17,11 +18,9 @@ import numpy as np
 
 from .errors import InputError, OutputError
 
-log = logging.getLogger("vidcolor")
-
 # Pixel formats whose first plane is 8-bit luma we can hand straight to the model and back to the encoder.
 YUV8_FORMATS = {"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p", "gray", "nv12"}
-# AVColorRange values: 2 is full ("JPEG") range; 0 (unspecified) and 1 mean limited range for YUV video.
+# AVColorRange values: 1 is limited ("MPEG"), 2 is full ("JPEG") range; 0 is unspecified (see is_full_range).
 FULL_RANGE = 2
 
 
@@ -31,6 +30,8 @@ class Frame:
     luma: np.ndarray  # H x W uint8, the frame's own Y' plane (limited or full range, see VideoReader.full_range)
     pts: int | None
     time_base: Fraction | None
+    # FFmpeg's 3x3 display matrix (rotation / flip for players), or None; copied to the output unchanged.
+    display_matrix: tuple[int, ...] | None = None
 
 
 @dataclass
@@ -45,13 +46,65 @@ class VideoInfo:
     pix_fmt: str | None
     full_range: bool
     has_audio: bool
-    rotation: int = 0  # degrees, from the display matrix, kept on output
+
+
+def is_full_range(pix_fmt: str | None, color_range: int) -> bool:
+    """Full ("JPEG", 0-255) or limited (16-235) luma. Untagged YUV is limited; untagged gray is full, as FFmpeg's
+    scaler and players treat it, so that a gray input keeps its contrast."""
+    if color_range:
+        return color_range == FULL_RANGE
+    name = pix_fmt or ""
+    return name.startswith(("yuvj", "gray", "ya"))
 
 
 def plane_array(plane) -> np.ndarray:
     """A frame plane as a 2-D uint8 array without its line padding (a view, not a copy)."""
     buf = np.frombuffer(plane, dtype=np.uint8)
     return buf.reshape(plane.height, plane.line_size)[:, : plane.width]
+
+
+# Top-level boxes an ISO-BMFF (MP4, MOV, 3GP) file may start with.
+MP4_FIRST_BOXES = {b"ftyp", b"moov", b"mdat", b"free", b"skip", b"wide", b"pnot"}
+
+
+def describe_damaged_mp4(path: Path) -> str | None:
+    """Why FFmpeg could not open an MP4/MOV file, from its top-level boxes; None if it is not one, or looks intact.
+
+    The common case is a recording cut short: the index (moov box) is written last, so without it no frame can be
+    located even though the media data is there.
+    """
+    size = path.stat().st_size
+    boxes = []
+    with open(path, "rb") as f:
+        offset = 0
+        while offset + 8 <= size:
+            f.seek(offset)
+            header = f.read(16)
+            box_size, box_type = struct.unpack(">I4s", header[:8])
+            if offset == 0 and box_type not in MP4_FIRST_BOXES:
+                return None
+            if box_size == 1 and len(header) == 16:  # 64-bit size follows the type
+                box_size = struct.unpack(">Q", header[8:16])[0]
+            elif box_size == 0:  # the box runs to the end of the file
+                box_size = size - offset
+            if box_size < 8:
+                return "its structure is damaged (an invalid box size)"
+            boxes.append(box_type)
+            if offset + box_size > size:
+                if b"moov" not in boxes:
+                    return ("it is truncated (cut off inside its media data) and its index (moov box), "
+                            "which comes after the media data, is missing; no frame can be located without it")
+                return "it is truncated"
+            offset += box_size
+    if boxes and b"moov" not in boxes:
+        return "it has no index (moov box), as when a recording is interrupted; no frame can be located without it"
+    return None
+
+
+def is_still_image_format(container) -> bool:
+    """FFmpeg opens PNG, JPEG, BMP... as one-frame videos through its image demuxers."""
+    name = container.format.name
+    return name == "image2" or name.endswith("_pipe")
 
 
 def open_input(path: Path):
@@ -65,25 +118,47 @@ def open_input(path: Path):
         return av.open(str(path), "r")
     except PermissionError:
         raise InputError(f"input {path} is not readable (permission denied)") from None
+    except OSError as exc:  # an I/O error from the disk, a file that vanished...
+        raise InputError(f"input {path} cannot be read: {exc.strerror or exc}") from None
     except (av.FFmpegError, UnicodeDecodeError, ValueError) as exc:
+        damage = describe_damaged_mp4(path)
+        if damage:
+            raise InputError(f"input {path} cannot be read: {damage}") from None
         raise InputError(f"input {path} is not a video file PyAV can read ({exc.__class__.__name__})") from None
 
 
 class VideoReader:
-    """Iterate ("video", Frame) and ("audio", Packet) items in file order. Use as a context manager."""
+    """Iterate ("video", Frame) and ("audio", Packet) items in file order. Use as a context manager.
+
+    Damaged input, the policy: decode what can be decoded and count what could not, never stop silently.
+      - A packet the decoder rejects is skipped and counted (corrupt_packets); the frames around it keep their own
+        timestamps, so the picture stays in sync with the audio.
+      - A file that ends early (truncated) or whose demuxer fails part-way ends the input there; read_error says why.
+      - frames_lost compares the frames decoded with the count in the container's index; where there is none
+        (Matroska, WebM), it is estimated from where the last frame ends and how long the video says it lasts.
+    A file whose beginning or index is unreadable is refused with an InputError that says so.
+    """
 
     def __init__(self, path: str | Path, with_audio: bool = True):
         self.path = Path(path)
         self.container = open_input(self.path)
         try:
+            if is_still_image_format(self.container):
+                raise InputError(f"input {self.path} is a still image, not a video; "
+                                 f"use `vidcolor image {self.path} -o OUT.png`")
             if not self.container.streams.video:
                 kinds = sorted({s.type for s in self.container.streams}) or ["no streams"]
                 raise InputError(f"input {self.path} has no video stream (it has: {', '.join(kinds)})")
             self.stream = self.container.streams.video[0]
+            ctx = self.stream.codec_context  # None where FFmpeg has no decoder for the stream's codec
+            if ctx is None:
+                raise InputError(f"input {self.path}: its video codec is unknown to FFmpeg (damaged header?)")
             self.stream.thread_type = "AUTO"  # frame and slice threads in the decoder
             audio = self.container.streams.audio
             self.audio_stream = audio[0] if (with_audio and audio) else None
-            ctx = self.stream.codec_context
+            if self.audio_stream is not None and self.audio_stream.codec_context is None:
+                raise InputError(f"input {self.path}: its audio codec is unknown to FFmpeg, so it cannot be copied; "
+                                 "pass --no-audio to colorize without it")
             if not ctx.width or not ctx.height:
                 raise InputError(f"input {self.path}: the video stream has no frame size (damaged header?)")
             self.info = VideoInfo(
@@ -92,18 +167,48 @@ class VideoReader:
                 rate=self.stream.average_rate or self.stream.guessed_rate,
                 time_base=self.stream.time_base,
                 frames=self.stream.frames or 0,
-                duration_s=float(self.stream.duration * self.stream.time_base)
-                if self.stream.duration and self.stream.time_base else
-                (self.container.duration / 1e6 if self.container.duration else None),
+                duration_s=self._duration_s(),
                 codec=ctx.name,
                 pix_fmt=ctx.pix_fmt,
-                full_range=ctx.color_range == FULL_RANGE or (ctx.pix_fmt or "").startswith("yuvj"),
+                full_range=is_full_range(ctx.pix_fmt, ctx.color_range),
                 has_audio=self.audio_stream is not None,
             )
         except BaseException:
             self.container.close()
             raise
         self.corrupt_packets = 0
+        self.frames_decoded = 0
+        self._first_time_s: float | None = None  # presentation times of the first and last frames decoded
+        self._last_time_s: float | None = None
+        self.read_error: str | None = None  # why reading stopped before the end of the file, if it did
+
+    def _duration_s(self) -> float | None:
+        """The video stream's duration: its own, else its DURATION tag (Matroska), else the whole file's."""
+        if self.stream.duration and self.stream.time_base:
+            return float(self.stream.duration * self.stream.time_base)
+        tag = self.stream.metadata.get("DURATION", "")  # "HH:MM:SS.nnnnnnnnn", written by FFmpeg's muxer
+        try:
+            hours, minutes, seconds = tag.split(":")
+            return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+        except ValueError:
+            return self.container.duration / 1e6 if self.container.duration else None
+
+    @property
+    def frames_lost(self) -> int:
+        """Frames the input promised but that could not be decoded (see the class docstring)."""
+        if self.info.frames:
+            return max(0, self.info.frames - self.frames_decoded)
+        if self.info.duration_s and self.info.rate and self._last_time_s is not None:
+            frame_s = 1.0 / float(self.info.rate)
+            missing_s = self.info.duration_s - (self._last_time_s - self._first_time_s + frame_s)
+            if missing_s > 2 * frame_s:  # a frame or two of slack: rounding, variable frame rate
+                return round(missing_s / frame_s)
+        return 0
+
+    @property
+    def frames_expected(self) -> int | None:
+        """The container's frame count, or the estimate behind frames_lost; None when neither is known."""
+        return self.info.frames or (self.frames_decoded + self.frames_lost if self.frames_lost else None)
 
     def estimated_frames(self) -> int:
         if self.info.frames:
@@ -114,35 +219,57 @@ class VideoReader:
 
     def _frame_luma(self, frame: av.VideoFrame) -> np.ndarray:
         if frame.format.name not in YUV8_FORMATS:
-            # 10-bit, RGB, paletted...: convert once to 8-bit YUV; the luma plane is all we need.
-            frame = frame.reformat(format="yuv444p")
+            # 10-bit, RGB, paletted...: convert once to 8-bit YUV in the range the rest of the run assumes; the luma
+            # plane is all we need. (Converting to "gray" would always give full range.)
+            frame = frame.reformat(format="yuv444p", src_color_range=frame.color_range or None,
+                                   dst_color_range=FULL_RANGE if self.info.full_range else 1)
         return plane_array(frame.planes[0]).copy()
+
+    def _frame(self, frame: av.VideoFrame, index: int) -> Frame:
+        if frame.width != self.info.width or frame.height != self.info.height:
+            raise InputError(
+                f"input {self.path}: frame size changes mid-stream "
+                f"({self.info.width}x{self.info.height} -> {frame.width}x{frame.height}); not supported"
+            )
+        if frame.time is not None:
+            self._last_time_s = frame.time
+            if self._first_time_s is None:
+                self._first_time_s = frame.time
+        matrix = frame.side_data.get(av.sidedata.sidedata.Type.DISPLAYMATRIX)
+        display_matrix = struct.unpack("=9i", bytes(matrix)) if matrix is not None else None
+        return Frame(index, self._frame_luma(frame), frame.pts, frame.time_base, display_matrix)
+
+    def _decode(self, packet):
+        try:
+            return packet.decode()
+        except av.FFmpegError:
+            # A damaged packet (usually InvalidDataError): the decoder resynchronises at the next one. Counted and
+            # reported; a decoder that rejects everything ends in "no frame could be decoded".
+            self.corrupt_packets += 1
+            return []
 
     def __iter__(self):
         streams = [self.stream] + ([self.audio_stream] if self.audio_stream is not None else [])
-        index = 0
         try:
             for packet in self.container.demux(streams):
                 if packet.stream.type == "audio":
                     if packet.size:  # the empty packet at the end only flushes decoders
                         yield "audio", packet
                     continue
-                try:
-                    frames = packet.decode()
-                except av.error.InvalidDataError:
-                    # A damaged packet: the decoder resynchronises at the next one. Counted and reported.
-                    self.corrupt_packets += 1
-                    continue
-                for frame in frames:
-                    if frame.width != self.info.width or frame.height != self.info.height:
-                        raise InputError(
-                            f"input {self.path}: frame size changes mid-stream "
-                            f"({self.info.width}x{self.info.height} -> {frame.width}x{frame.height}); not supported"
-                        )
-                    yield "video", Frame(index, self._frame_luma(frame), frame.pts, frame.time_base)
-                    index += 1
+                for frame in self._decode(packet):
+                    yield "video", self._frame(frame, self.frames_decoded)
+                    self.frames_decoded += 1
         except av.FFmpegError as exc:
-            raise InputError(f"input {self.path}: cannot read past frame {index}: {exc}") from None
+            # The demuxer cannot go on (damaged container structure): the frames still inside the decoder are
+            # flushed below, and the loss is reported, as for a truncated file.
+            self.read_error = f"reading stopped after frame {self.frames_decoded}: {exc.strerror or exc}"
+            try:
+                flushed = self.stream.codec_context.decode(None)
+            except av.FFmpegError:
+                flushed = []
+            for frame in flushed:
+                yield "video", self._frame(frame, self.frames_decoded)
+                self.frames_decoded += 1
 
     def close(self):
         self.container.close()
@@ -169,23 +296,41 @@ class VideoWriter:
         self.path = path
         try:
             self.container = av.open(str(path), "w")
-        except (av.FFmpegError, ValueError) as exc:
-            raise OutputError(f"cannot write a video file named {path.name!r}: {exc}; use a suffix such as .mp4 or .mkv") from None
+        except OSError as exc:  # PyAV's errno errors are OSErrors too: permission denied, read-only file system...
+            raise OutputError(f"cannot create {path}: {exc.strerror or exc}") from None
+        except (av.FFmpegError, ValueError):
+            suffix = path.suffix or "(none)"
+            raise OutputError(f"cannot tell a video format from the output suffix {suffix!r}; "
+                              f"use .mp4, .mkv or .mov") from None
         try:
             self._setup(info, settings, audio_template)
         except BaseException:
             self.container.close()
             raise
+        self._first_frame = True
 
-    def _setup(self, info: VideoInfo, settings: EncoderSettings, audio_template) -> None:
+    def _choose_codec(self, settings: EncoderSettings) -> str:
         supported = self.container.supported_codecs
         codec = settings.codec or ("libx264" if "libx264" in supported else self.container.default_video_codec)
         try:
-            av.codec.Codec(codec, "w")
+            kind = av.codec.Codec(codec, "w").type
         except (av.FFmpegError, ValueError):
-            raise OutputError(f"unknown video encoder {codec!r}; try libx264, libx265, libvpx-vp9 or mpeg4") from None
+            kind = None
+        if kind != "video":
+            raise OutputError(f"unknown video encoder {codec!r}; try libx264, libx265, libvpx-vp9 or mpeg4")
+        if codec not in supported:
+            raise OutputError(f"{self.path.suffix} files cannot hold {codec} video; choose another --codec or use .mkv")
+        return codec
+
+    def _setup(self, info: VideoInfo, settings: EncoderSettings, audio_template) -> None:
+        supported = self.container.supported_codecs
+        codec = self._choose_codec(settings)
         odd = info.width % 2 or info.height % 2
         self.pix_fmt = settings.pix_fmt or ("yuv444p" if odd else "yuv420p")
+        formats = {f.name for f in av.codec.Codec(codec, "w").video_formats or ()}
+        if formats and self.pix_fmt not in formats:
+            why = f" (needed for the odd frame size {info.width}x{info.height})" if odd else ""
+            raise OutputError(f"encoder {codec} cannot encode {self.pix_fmt}{why}; use --codec libx264")
         rate = info.rate or Fraction(25)
         stream = self.container.add_stream(codec, rate=rate)
         stream.width, stream.height = info.width, info.height
@@ -217,8 +362,9 @@ class VideoWriter:
                 print(f"note: {self.path.suffix} files cannot hold {name} audio; re-encoding it to {target}",
                       file=sys.stderr)
                 self.audio = self.container.add_stream(target, rate=audio_template.codec_context.sample_rate)
-                self._audio_decoder = av.CodecContext.create(name, "r")
-                self._audio_decoder.extradata = audio_template.codec_context.extradata
+                # The input stream's own decoder has every parameter (sample rate, layout, extradata) a decoder
+                # created from the codec name would lack; the reader never decodes audio, so it is ours to use.
+                self._audio_decoder = audio_template.codec_context
                 self._resampler = av.AudioResampler(
                     format=self.audio.codec_context.codec.audio_formats[0].name,
                     layout=audio_template.codec_context.layout.name,
@@ -226,8 +372,17 @@ class VideoWriter:
                 )
                 self.audio_mode = f"re-encoded to {target}"
 
-    def write(self, luma: np.ndarray, cb: np.ndarray, cr: np.ndarray, pts: int | None, time_base) -> None:
-        """luma H x W, cb/cr at the pixel format's chroma size; all uint8 in the stream's range."""
+    def write(self, luma: np.ndarray, cb: np.ndarray, cr: np.ndarray, pts: int | None, time_base,
+              display_matrix: tuple[int, ...] | None = None) -> None:
+        """luma H x W, cb/cr at the pixel format's chroma size; all uint8 in the stream's range.
+
+        display_matrix: the input's rotation / flip for players (only the first frame's is used); the pixels stay
+        as they are in the input, so the output displays the same way.
+        """
+        if self._first_frame:
+            self._first_frame = False
+            if display_matrix is not None:
+                self.video.set_display_matrix(list(display_matrix))  # must precede the first encode
         frame = av.VideoFrame(self.video.width, self.video.height, self.pix_fmt)
         for plane, data in zip(frame.planes, (luma, cb, cr)):
             buf = np.zeros((plane.height, plane.line_size), dtype=np.uint8)
@@ -271,3 +426,9 @@ class VideoWriter:
             self.container.close()
         except Exception:  # closing a half-written container can fail; the file is deleted anyway
             pass
+
+
+def check_video_output(path: Path, info: VideoInfo, settings: EncoderSettings) -> None:
+    """Raise what VideoWriter would raise (format, encoder, pixel format) without creating path: PyAV creates the
+    file only when the first packet is written."""
+    VideoWriter(path, info, settings).container.close()
