@@ -149,7 +149,13 @@ def main():
 @click.option("-y", "--overwrite", is_flag=True, help="Replace OUT if it exists.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.option("--report", type=click.Path(dir_okay=False), help="Write a JSON summary of the run here.")
-def video(src, dst, weights, device, size, batch_size, smooth, crf, preset, codec, no_audio, overwrite, quiet, report):
+@click.option("--resume", is_flag=True,
+              help="Work in segments kept in .OUT.vidcolor-work/ beside OUT; rerun the same command with --resume "
+                   "after an interruption to continue from the last completed segment.")
+@click.option("--segment-frames", default=1000, show_default=True, type=click.IntRange(1),
+              help="With --resume: frames per segment (the most work an interruption loses).")
+def video(src, dst, weights, device, size, batch_size, smooth, crf, preset, codec, no_audio, overwrite, quiet, report,
+          resume, segment_frames):
     """Colorize the video IN into OUT, keeping its size, timing and audio."""
 
     def job():
@@ -158,7 +164,7 @@ def video(src, dst, weights, device, size, batch_size, smooth, crf, preset, code
         from .video_io import EncoderSettings
 
         options = VideoOptions(size=size, batch_size=batch_size, smooth=smooth, audio=not no_audio,
-                               overwrite=overwrite, progress=not quiet,
+                               overwrite=overwrite, progress=not quiet, resume=resume, segment_frames=segment_frames,
                                encoder=EncoderSettings(codec=codec, crf=crf, preset=preset))
         check_video_job(src, dst, options)  # fail before the model loads
         colorizer = load_colorizer(weights, device)

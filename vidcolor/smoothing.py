@@ -62,6 +62,9 @@ class ChromaSmoother:
         self.strength = float(strength)
         self._dis = cv2.DISOpticalFlow_create(DIS_PRESET)
         self._dis.setFinestScale(DIS_FINEST_SCALE)
+        # OpenCV's DIS computes a slightly different flow on its very first call than on any later one (whatever
+        # the earlier inputs were); state() records whether that call is past, so that load_state() can match it.
+        self._dis_used = False
         self.cuts = 0
         self.reset()
 
@@ -71,6 +74,32 @@ class ChromaSmoother:
         self._prev_hist: np.ndarray | None = None
         self._grid: tuple[np.ndarray, np.ndarray] | None = None
         self.last_was_cut = False
+
+    def state(self) -> dict[str, np.ndarray]:
+        """What smooth() carries from one frame to the next, as arrays (np.savez can store them), so that a run cut
+        into segments (resume.py) continues exactly where the previous segment stopped. Empty before the first frame."""
+        if self._prev_chroma is None:
+            return {"cuts": np.array(self.cuts), "dis_used": np.array(self._dis_used)}
+        return {"prev_luma": self._prev_luma, "prev_chroma": self._prev_chroma, "prev_hist": self._prev_hist,
+                "cuts": np.array(self.cuts), "dis_used": np.array(self._dis_used)}
+
+    def load_state(self, state) -> None:
+        """Restore what state() returned (a dict or an np.load result); the flow grid is a cache and is rebuilt."""
+        self.reset()
+        self.cuts = int(state["cuts"])
+        dis_used = bool(state["dis_used"])
+        if self._dis_used and not dis_used:
+            self._dis = cv2.DISOpticalFlow_create(DIS_PRESET)
+            self._dis.setFinestScale(DIS_FINEST_SCALE)
+            self._dis_used = False
+        elif dis_used and not self._dis_used:
+            blank = np.zeros((MIN_FLOW_SIDE_PX, MIN_FLOW_SIDE_PX), np.uint8)
+            self._dis.calc(blank, blank, None)  # past the first call, as the saved smoother was
+            self._dis_used = True
+        if "prev_chroma" in state:
+            self._prev_luma = np.array(state["prev_luma"], dtype=np.uint8)
+            self._prev_chroma = np.array(state["prev_chroma"], dtype=np.float32)
+            self._prev_hist = np.array(state["prev_hist"], dtype=np.float64)
 
     def smooth(self, luma: np.ndarray, chroma: np.ndarray) -> np.ndarray:
         """luma: uint8 H x W at working size; chroma: 2 x h x w prediction, any h x w.
@@ -120,6 +149,7 @@ class ChromaSmoother:
         gx, gy = self._grid
         # Backward warping: for each current pixel, where it was in the previous frame. No holes, unlike forward.
         bw = self._dis.calc(cur, self._prev_luma, None)
+        self._dis_used = True
         fw = self._dis.calc(self._prev_luma, cur, None)
         map_x, map_y = gx + bw[..., 0], gy + bw[..., 1]
 
