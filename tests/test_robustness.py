@@ -163,6 +163,15 @@ def test_very_small_frame(cli, tmp_path):
     assert (output["width"], output["height"]) == (16, 16) and len(output["y"]) == 4
 
 
+def test_4k_frame_keeps_its_size_and_every_frame(cli, tmp_path):
+    # The model only ever sees the working size, so a 4K frame costs the decoder and encoder, not the network;
+    # memory is bounded by the queues (see test_memory_stays_bounded_however_long_the_video).
+    src = make_clip(tmp_path / "uhd.mp4", frames=3, width=3840, height=2160)
+    cli.ok(cli.video(src, tmp_path / "out.mp4", "--preset", "ultrafast"))
+    output = read_video(tmp_path / "out.mp4")
+    assert (output["width"], output["height"]) == (3840, 2160) and len(output["y"]) == 3
+
+
 def test_path_with_spaces_and_non_ascii(cli, tmp_path):
     folder = tmp_path / "vidéos d'été 彩色"
     folder.mkdir()
