@@ -38,7 +38,7 @@ class BundledWeights:
 BUNDLED: dict[str, BundledWeights] = {
     "default": BundledWeights(
         file="effnet-unet-v1.pt",
-        sha256="88f489de8bedbf0f59f1392dc385aa7e26276465e9ea5888d07eb2aa1bd4399d",
+        sha256="1561b4c37c94684629aa711b334c8d0a510806ba4cf5d17748e42ff2cb51792a",
         description="EfficientNet-Lite0 U-Net, luma -> chroma; see weights/README.md",
     ),
 }
