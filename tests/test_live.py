@@ -13,7 +13,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from click.testing import CliRunner
 
 from media import make_clip, read_video
@@ -22,8 +21,6 @@ from vidcolor.cli import main
 from vidcolor.errors import InputError, VidcolorError
 from vidcolor.live import (MAX_LIVE_SIZE, MIN_LIVE_SIZE, SIZE_STEP_PX, CapturedFrame, LiveControls, LiveOptions,
                            NewestFrameSlot, compose_view, parse_source, run_live)
-from vidcolor.model import build_model, default_config
-from vidcolor.weights import save_checkpoint
 
 CLIP_FPS = 24
 CLIP_FRAMES = 12
@@ -31,15 +28,6 @@ CLIP_W, CLIP_H = 64, 48
 TEST_SIZE = 48  # working short side: small, so a loaded CI machine still runs these quickly
 REQUIRED_KEYS = {"frames_shown", "frames_dropped", "fps", "latency_ms_mean", "latency_ms_p95",
                  "source_fps", "size", "device"}
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory) -> Path:
-    torch.manual_seed(0)
-    config = default_config("effnet-unet")
-    path = tmp_path_factory.mktemp("weights") / "random-effnet-unet.pt"
-    save_checkpoint(path, build_model(config), config, metadata={"note": "random init, for tests"})
-    return path
 
 
 @pytest.fixture(scope="module")
