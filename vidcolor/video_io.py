@@ -22,6 +22,8 @@ from .errors import InputError, OutputError
 YUV8_FORMATS = {"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p", "gray", "nv12"}
 # AVColorRange values: 1 is limited ("MPEG"), 2 is full ("JPEG") range; 0 is unspecified (see is_full_range).
 FULL_RANGE = 2
+# AVColorSpace SMPTE170M: the BT.601 matrix, the one vidcolor's chroma is computed with.
+BT601_COLORSPACE = 6
 
 
 @dataclass
@@ -345,6 +347,9 @@ class VideoWriter:
             stream.codec_context.time_base = info.time_base
             stream.time_base = info.time_base
         stream.codec_context.color_range = FULL_RANGE if info.full_range else 1
+        # The chroma is computed with BT.601 coefficients (vidcolor/color.py): say so, or players assume BT.709 for
+        # untagged HD video and shift the hues.
+        stream.codec_context.colorspace = BT601_COLORSPACE
         options = {}
         if codec in ("libx264", "libx265"):
             options = {"crf": str(settings.crf), "preset": settings.preset}
@@ -395,6 +400,7 @@ class VideoWriter:
         if time_base is not None:
             frame.time_base = time_base
         frame.color_range = FULL_RANGE if self.full_range else 1
+        frame.colorspace = BT601_COLORSPACE
         self.container.mux(self.video.encode(frame))
 
     def chroma_shape(self) -> tuple[int, int]:
