@@ -44,7 +44,7 @@ import click
 import cv2
 import numpy as np
 
-from vidcolor.colorizer import DEFAULT_SIZE, Colorizer
+from vidcolor.colorizer import DEFAULT_VIDEO_SIZE as DEFAULT_SIZE, Colorizer
 from vidcolor.smoothing import DEFAULT_STRENGTH
 from vidcolor.video_io import FULL_RANGE, YUV8_FORMATS, EncoderSettings, plane_array
 

@@ -459,7 +459,7 @@ def main(argv=None) -> int:
     parser.add_argument("--codec", default=DEFAULT_CODEC)
     parser.add_argument("--preset", default=DEFAULT_PRESET)
     parser.add_argument("--crf", type=int, default=DEFAULT_CRF)
-    parser.add_argument("--size", type=int, default=256, help="working short side, pixels")
+    parser.add_argument("--size", type=int, default=192, help="working short side, pixels")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--weights", default="default",
                         help="bundled name, checkpoint path, or 'random' (random initialisation, same cost)")

@@ -6,6 +6,7 @@ PyAV, OpenCV) are imported inside the commands so that --help and --version answ
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
 import signal
@@ -113,8 +114,8 @@ class DefaultToVideo(click.Group):
             raise one_line(exc) from None
 
 
-def model_options(f):
-    f = click.option("--size", default=256, show_default=True, type=click.IntRange(32, 2048),
+def model_options(f, size: int = 256):
+    f = click.option("--size", default=size, show_default=True, type=click.IntRange(32, 2048),
                      help="Working short side of the model input, pixels.")(f)
     f = click.option("--device", default="auto", show_default=True, type=click.Choice(["auto", "cpu", "cuda"]),
                      help="Where the network runs.")(f)
@@ -138,7 +139,7 @@ def main():
 @main.command()
 @click.argument("src", metavar="IN", type=click.Path(path_type=Path))
 @click.argument("dst", metavar="OUT", type=click.Path(path_type=Path))
-@model_options
+@functools.partial(model_options, size=192)  # colorizer.DEFAULT_VIDEO_SIZE, written out so --help needs no torch
 @click.option("--batch-size", default=8, show_default=True, type=click.IntRange(1, 1024), help="Frames per model call.")
 @click.option("--smooth", type=click.FloatRange(0, 1), default=None,
               help="Temporal chroma smoothing strength, 0 (off) to 1. [default: 0.7]")

@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 
 from . import color
-from .colorizer import DEFAULT_SIZE, Colorizer, resize_plane
+from .colorizer import DEFAULT_SIZE, DEFAULT_VIDEO_SIZE, Colorizer, resize_plane
 from .errors import InputError, OutputError, VidcolorError
 from .video_io import EncoderSettings, VideoReader, VideoWriter, check_video_output
 
@@ -35,7 +35,7 @@ POLL_S = 0.1
 
 @dataclass(frozen=True)
 class VideoOptions:
-    size: int = DEFAULT_SIZE  # working short side, pixels
+    size: int = DEFAULT_VIDEO_SIZE  # working short side, pixels
     batch_size: int = DEFAULT_BATCH_SIZE
     smooth: float | None = None  # temporal smoothing strength; None: the smoother's default, 0: off
     encoder: EncoderSettings = field(default_factory=EncoderSettings)
