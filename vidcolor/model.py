@@ -3,7 +3,7 @@
 Two architectures:
   seed-cae       the student report's ColorAutoEncoder, layer for layer: gray 150x150 in, RGB (sigmoid) out.
                  Kept only as the baseline to beat.
-  effnet-unet    the default: EfficientNet-Lite0 encoder (ImageNet-initialised at training time, see train/) and a
+  effnet-unet    the default: EfficientNet-Lite0-shaped encoder (optionally ImageNet-initialised for training, see train/) and a
                  light U-Net decoder with skip connections. Luma in, two chroma channels (tanh) out at half the
                  input resolution; chroma is smooth, and it is upsampled to the frame's size anyway.
 
