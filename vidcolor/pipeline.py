@@ -116,6 +116,23 @@ def _get(q: queue.Queue, stop: threading.Event):
     raise _Stopped()
 
 
+def predict_chroma(colorizer: Colorizer, small: np.ndarray, full_range: bool) -> np.ndarray:
+    """Working-size luma planes (N x h x w uint8, in the video's range) -> chroma N x 2 x h' x w' in [-0.5, 0.5]."""
+    model_luma = small.astype(np.float32) / 255.0 if full_range else color.limited_to_full_luma(small)
+    return colorizer.predict(model_luma)
+
+
+def chroma_planes(chroma: np.ndarray, limited: bool, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """Chroma 2 x h x w in [-0.5, 0.5] -> uint8 Cb and Cr planes of the output's chroma size.
+
+    Quantised at the small size, then one 2-channel resize: 3x cheaper than resizing floats, and at most one level
+    away from it.
+    """
+    planes = resize_plane(np.ascontiguousarray(color.chroma_to_plane(chroma, limited).transpose(1, 2, 0)),
+                          height, width)  # height x width x 2
+    return planes[..., 0], planes[..., 1]
+
+
 def _as_output_error(exc: BaseException, dst: Path) -> BaseException:
     """An OS or FFmpeg error while writing, as a one-line OutputError that names the output and says what to do."""
     import av
@@ -242,9 +259,7 @@ def colorize_video(src, dst, colorizer: Colorizer, options: VideoOptions = Video
             chroma = None
             if frames:
                 t = time.perf_counter()
-                small = np.stack([f.small for f in frames])
-                model_luma = small.astype(np.float32) / 255.0 if info.full_range else color.limited_to_full_luma(small)
-                chroma = colorizer.predict(model_luma)  # N x 2 x h' x w'
+                chroma = predict_chroma(colorizer, np.stack([f.small for f in frames]), info.full_range)
                 timings.inference_s += time.perf_counter() - t
             n = 0
             for kind, item in pending:
@@ -257,12 +272,7 @@ def colorize_video(src, dst, colorizer: Colorizer, options: VideoOptions = Video
                 c = smoother.smooth(item.small, chroma[n])
                 t2 = time.perf_counter()
                 timings.smoothing_s += t2 - t
-                limited = not info.full_range
-                # Quantise at the small size, then one 2-channel resize: 3x cheaper than resizing floats, and at
-                # most one level away from it.
-                planes = resize_plane(np.ascontiguousarray(color.chroma_to_plane(c, limited).transpose(1, 2, 0)),
-                                      chroma_h, chroma_w)  # h x w x 2 uint8
-                cb, cr = planes[..., 0], planes[..., 1]
+                cb, cr = chroma_planes(c, not info.full_range, chroma_h, chroma_w)
                 timings.merge_s += time.perf_counter() - t2
                 _put(outbox, ("video", item, cb, cr), stop)
                 n += 1

@@ -54,11 +54,11 @@ from pathlib import Path
 import av
 import numpy as np
 
-from . import __version__, color
+from . import __version__
 from .colorizer import Colorizer, resize_plane
 from .errors import InputError, OutputError, VidcolorError
 from .pipeline import (VideoOptions, _DONE, _Failed, _get, _put, _Stopped, _as_output_error, check_output,
-                       partial_path, remove_quietly)
+                       chroma_planes, partial_path, predict_chroma, remove_quietly)
 from .video_io import VideoReader, VideoWriter
 
 MANIFEST_NAME = "manifest.json"
@@ -373,16 +373,11 @@ def _run_segments(src, dst, folder, manifest, colorizer, smoother, options, info
 
 
 def _encode_batch(batch, colorizer, smoother, writer, info) -> None:
-    """Predict, smooth and encode a batch of frames, exactly as pipeline.colorize_video does."""
-    small = np.stack([f.small for f in batch])
-    model_luma = small.astype(np.float32) / 255.0 if info.full_range else color.limited_to_full_luma(small)
-    chroma = colorizer.predict(model_luma)  # N x 2 x h' x w'
+    """Predict, smooth and encode a batch of frames with the same steps as pipeline.colorize_video."""
+    chroma = predict_chroma(colorizer, np.stack([f.small for f in batch]), info.full_range)
     chroma_h, chroma_w = writer.chroma_shape()
-    limited = not info.full_range
     for frame, predicted in zip(batch, chroma):
-        c = smoother.smooth(frame.small, predicted)
-        cb = color.chroma_to_plane(resize_plane(c[0], chroma_h, chroma_w), limited)
-        cr = color.chroma_to_plane(resize_plane(c[1], chroma_h, chroma_w), limited)
+        cb, cr = chroma_planes(smoother.smooth(frame.small, predicted), not info.full_range, chroma_h, chroma_w)
         writer.write(frame.luma, cb, cr, frame.pts, frame.time_base, frame.display_matrix)
 
 
