@@ -109,6 +109,7 @@ class Colorizer:
             model = model.to(torch.bfloat16)
             log.info("CPU with AVX512-BF16: running the network in bfloat16")
         self.model = model.to(memory_format=torch.channels_last)
+        self._batch_limit = 0  # 0: no limit; set when a batch ran out of GPU memory
         if self.device.type == "cpu":
             configure_cpu_threads()
 
@@ -149,7 +150,7 @@ class Colorizer:
 
         if len(luma) == 0:
             return run(luma)
-        limit = min(len(luma), getattr(self, "_batch_limit", None) or len(luma))
+        limit = min(len(luma), self._batch_limit or len(luma))
         parts = []
         start = 0
         while start < len(luma):
