@@ -240,3 +240,18 @@ def test_input_is_never_modified(cli, clip_copy, tmp_path):
     before = clip_copy.read_bytes()
     cli.ok(cli.video(clip_copy, tmp_path / "out.mp4"))
     assert clip_copy.read_bytes() == before
+
+
+def test_batch_size_does_not_change_the_frames(cli, tmp_path):
+    # Smoothing runs in frame order after batched inference, so batching must be invisible in the output.
+    src = make_clip(tmp_path / "moving.mp4", frames=20)
+    outputs = []
+    for batch_size in (1, 16):
+        dst = tmp_path / f"batch{batch_size}.mp4"
+        cli.ok(cli.video(src, dst, "--batch-size", batch_size, "--crf", 0))
+        outputs.append(read_video(dst))
+    one, sixteen = outputs
+    assert len(one["y"]) == len(sixteen["y"]) == 20
+    for plane in "yuv":
+        for a, b in zip(one[plane], sixteen[plane]):
+            np.testing.assert_array_equal(a, b)
