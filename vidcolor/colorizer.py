@@ -17,7 +17,8 @@ import torch
 
 from . import color
 from .errors import DeviceError
-from .model import ModelConfig, fuse_batchnorm
+from .fusion import fuse_batchnorm, fuse_onednn
+from .model import ModelConfig
 
 log = logging.getLogger("vidcolor")
 
@@ -108,7 +109,10 @@ class Colorizer:
             # 0.008 of the chroma range, under one 8-bit level.
             model = model.to(torch.bfloat16)
             log.info("CPU with AVX512-BF16: running the network in bfloat16")
-        self.model = model.to(memory_format=torch.channels_last)
+        model = model.to(memory_format=torch.channels_last)
+        if self.device.type == "cpu":
+            model = fuse_onednn(model)
+        self.model = model
         self._batch_limit = 0  # 0: no limit; set when a batch ran out of GPU memory
         if self.device.type == "cpu":
             configure_cpu_threads()

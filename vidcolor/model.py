@@ -107,7 +107,8 @@ def _bn(channels: int) -> nn.BatchNorm2d:
 
 class MBConv(nn.Module):
     """Inverted residual block without squeeze-excitation (the Lite variant). Attribute names match the common
-    PyTorch EfficientNet port so that ImageNet weights load by key."""
+    PyTorch EfficientNet port so that ImageNet weights load by key. The activations are modules without parameters
+    (checkpoints do not change) so that vidcolor.fusion can fold each into the convolution before it."""
 
     def __init__(self, cin: int, cout: int, expand: int, kernel: int, stride: int):
         super().__init__()
@@ -116,17 +117,19 @@ class MBConv(nn.Module):
         if self.has_expand:
             self._expand_conv = nn.Conv2d(cin, mid, 1, bias=False)
             self._bn0 = _bn(mid)
+            self._act0 = nn.ReLU6(inplace=True)
         self._depthwise_conv = nn.Conv2d(mid, mid, kernel, stride, kernel // 2, groups=mid, bias=False)
         self._bn1 = _bn(mid)
         self._project_conv = nn.Conv2d(mid, cout, 1, bias=False)
         self._bn2 = _bn(cout)
+        self._act1 = nn.ReLU6(inplace=True)
         self.residual = stride == 1 and cin == cout
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = x
         if self.has_expand:
-            y = F.relu6(self._bn0(self._expand_conv(y)))
-        y = F.relu6(self._bn1(self._depthwise_conv(y)))
+            y = self._act0(self._bn0(self._expand_conv(y)))
+        y = self._act1(self._bn1(self._depthwise_conv(y)))
         y = self._bn2(self._project_conv(y))
         return x + y if self.residual else y
 
@@ -143,6 +146,7 @@ class EffNetLite0Encoder(nn.Module):
         super().__init__()
         self._conv_stem = nn.Conv2d(1, 32, 3, stride=2, padding=1, bias=False)
         self._bn0 = _bn(32)
+        self._act0 = nn.ReLU6(inplace=True)
         blocks = []
         cin = 32
         for expand, kernel, stride, cout, repeats in EFFNET_LITE0_STAGES:
@@ -152,7 +156,7 @@ class EffNetLite0Encoder(nn.Module):
         self._blocks = nn.ModuleList(blocks)
 
     def forward(self, luma: torch.Tensor) -> list[torch.Tensor]:
-        x = F.relu6(self._bn0(self._conv_stem((luma - 0.5) / 0.5)))
+        x = self._act0(self._bn0(self._conv_stem((luma - 0.5) / 0.5)))
         features = []
         for i, block in enumerate(self._blocks):
             x = block(x)
@@ -228,36 +232,3 @@ def default_config(arch: str) -> ModelConfig:
 def build_model(config: ModelConfig) -> nn.Module:
     cls, _ = ARCHITECTURES[config.arch]
     return cls(config)
-
-
-def fuse_batchnorm(model: nn.Module) -> nn.Module:
-    """Fold every eval-mode BatchNorm into the convolution before it (inference only: same outputs, fewer ops).
-
-    BatchNorm and the clamps around it were 40 % of the CPU time of effnet-unet; a folded BatchNorm costs nothing.
-    Works in place on effnet-unet; other architectures are returned unchanged.
-    """
-    from torch.nn.utils.fusion import fuse_conv_bn_eval
-
-    if not isinstance(model, EffNetUNet):
-        return model
-    model.eval()
-    encoder = model.encoder
-    encoder._conv_stem = fuse_conv_bn_eval(encoder._conv_stem, encoder._bn0)
-    encoder._bn0 = nn.Identity()
-    for block in encoder._blocks:
-        pairs = [("_depthwise_conv", "_bn1"), ("_project_conv", "_bn2")]
-        if block.has_expand:
-            pairs.insert(0, ("_expand_conv", "_bn0"))
-        for conv_name, bn_name in pairs:
-            setattr(block, conv_name, fuse_conv_bn_eval(getattr(block, conv_name), getattr(block, bn_name)))
-            setattr(block, bn_name, nn.Identity())
-    for stage in model.decoder:
-        for sequence in (stage.mix, stage.refine):
-            layers = list(sequence)
-            for i, layer in enumerate(layers):
-                if isinstance(layer, nn.BatchNorm2d) and isinstance(layers[i - 1], nn.Conv2d):
-                    layers[i - 1] = fuse_conv_bn_eval(layers[i - 1], layer)
-                    layers[i] = nn.Identity()
-            for i, layer in enumerate(layers):
-                sequence[i] = layer
-    return model
