@@ -14,7 +14,9 @@ from .loop import TrainConfig, fit
 @click.option("--val-data", type=click.Path(exists=True, file_okay=False), help="Validation images (default: a split of --data).")
 @click.option("--val-split", default=0.1, help="Fraction of --data held out when --val-data is not given.")
 @click.option("--arch", default="effnet-unet", type=click.Choice(sorted(ARCHITECTURES)))
-@click.option("--pretrained/--no-pretrained", default=True, help="Start the encoder from ImageNet weights (effnet-unet).")
+@click.option("--pretrained/--no-pretrained", default=False,
+              help="Start the encoder from ImageNet weights (effnet-unet; needs the [train] extra). Off by default: "
+                   "on the project's data the ImageNet start generalised worse (README, Model quality).")
 @click.option("--epochs", default=20, help="Passes over the training images (one random crop per image per pass).")
 @click.option("--steps", default=0, help="Optimizer steps; overrides --epochs when set.")
 @click.option("--batch-size", default=16)
@@ -22,7 +24,7 @@ from .loop import TrainConfig, fit
 @click.option("--lr", default=1e-3, type=float)
 @click.option("--weight-decay", default=1e-4, type=float, help="AdamW weight decay (0 gives plain Adam).")
 @click.option("--loss", default="huber", type=click.Choice(["huber", "l1", "mse"]))
-@click.option("--saturation-weight", default=0.0, help="Extra loss weight on saturated target pixels.")
+@click.option("--saturation-weight", default=2.0, help="Extra loss weight on saturated target pixels (0: plain loss).")
 @click.option("--val-every", default=500, help="Validate every N steps.")
 @click.option("--val-limit", default=64, help="Validation images used (0: all).")
 @click.option("--patience", default=0, help="Stop after N validations without improvement (0: never).")

@@ -35,7 +35,7 @@ class TrainConfig:
     val_data: str | None = None
     val_split: float = 0.1
     arch: str = "effnet-unet"
-    pretrained: bool = True
+    pretrained: bool = False  # ImageNet encoder weights; from scratch generalised better on the project's data
     epochs: int = 20
     steps: int = 0  # if set, overrides epochs
     batch_size: int = 16
@@ -43,7 +43,7 @@ class TrainConfig:
     lr: float = 1e-3
     weight_decay: float = 1e-4
     loss: str = "huber"  # huber | l1 | mse on chroma (mse on RGB for seed-cae, as in the report)
-    saturation_weight: float = 0.0  # extra weight for saturated target pixels, to fight the gray-brown average
+    saturation_weight: float = 2.0  # extra weight for saturated target pixels, to fight the gray-brown average
     val_every: int = 500  # steps
     val_limit: int = 64  # images per validation (0: all)
     val_size: int = 256  # working size used for validation, as at inference

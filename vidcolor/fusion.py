@@ -4,7 +4,8 @@
 2. fuse_onednn: on the CPU, each convolution and the ReLU/ReLU6 after it become one oneDNN call with the activation
    as a post-op. An activation run as its own pass reads and writes the whole tensor once more, and in bfloat16
    that pass is slow: on the 2-core Xeon, at 342x192 in bfloat16, the clamps took 35 % of the network's time
-   after BatchNorm folding (torch.profiler); fused, the network runs in 45 ms per 8 frames instead of 92.
+   after BatchNorm folding (torch.profiler). Fused, one torch thread, 342x192: 7.0 ms per frame instead of 11.0 in
+   bfloat16, 16.7 instead of 22.6 in float32.
 
 The oneDNN operator (torch.ops.mkldnn._convolution_pointwise) is the one torch's own compiler emits for the same
 pattern, but it is not public API: fuse_onednn checks the rewritten network against the original on a test input

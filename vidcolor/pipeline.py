@@ -324,28 +324,39 @@ def colorize_video(src, dst, colorizer: Colorizer, options: VideoOptions = Video
         reader.close()
 
     seconds = time.perf_counter() - start
-    return {
-        "input": str(src),
-        "output": str(dst),
+    summary = describe_run(src, dst, colorizer, info, (work_h, work_w), strength, smoother.cuts,
+                           writer.video.codec_context.name, writer.pix_fmt)
+    summary.update({
         "frames": frames_in,
         "seconds": round(seconds, 3),
         "fps": round(frames_in / seconds, 2) if seconds else None,
-        "device": str(colorizer.device),
-        "weights": colorizer.weights,
-        "working_size": [work_w, work_h],
-        "smoothing": strength,
-        "scene_cuts": smoother.cuts,
         "corrupt_packets": reader.corrupt_packets,
         "frames_expected": reader.frames_expected,
         "frames_counted": bool(info.frames),  # False: frames_expected is an estimate from the duration
         "frames_lost": reader.frames_lost,
         "read_error": reader.read_error,
         "audio": writer.audio_mode,
-        "input_video": {"width": info.width, "height": info.height, "rate": float(info.rate) if info.rate else None,
-                        "codec": info.codec, "pix_fmt": info.pix_fmt},
-        "output_video": {"width": info.width, "height": info.height, "rate": float(info.rate) if info.rate else None,
-                         "codec": writer.video.codec_context.name, "pix_fmt": writer.pix_fmt},
         "stage_seconds": {k: round(v, 3) for k, v in vars(timings).items()},
+    })
+    return summary
+
+
+def describe_run(src: Path, dst: Path, colorizer: Colorizer, info, working_shape: tuple[int, int], strength: float,
+                 scene_cuts: int, output_codec: str, output_pix_fmt: str) -> dict:
+    """The part of a video run's summary (the CLI's --report) that a normal and a --resume run share."""
+    rate = float(info.rate) if info.rate else None
+    return {
+        "input": str(src),
+        "output": str(dst),
+        "device": str(colorizer.device),
+        "weights": colorizer.weights,
+        "working_size": [working_shape[1], working_shape[0]],
+        "smoothing": strength,
+        "scene_cuts": scene_cuts,
+        "input_video": {"width": info.width, "height": info.height, "rate": rate, "codec": info.codec,
+                        "pix_fmt": info.pix_fmt},
+        "output_video": {"width": info.width, "height": info.height, "rate": rate, "codec": output_codec,
+                         "pix_fmt": output_pix_fmt},
     }
 
 

@@ -58,7 +58,7 @@ from . import __version__
 from .colorizer import Colorizer, resize_plane
 from .errors import InputError, OutputError, VidcolorError
 from .pipeline import (VideoOptions, _DONE, _Failed, _get, _put, _Stopped, _as_output_error, check_output,
-                       chroma_planes, partial_path, predict_chroma, remove_quietly)
+                       chroma_planes, describe_run, partial_path, predict_chroma, remove_quietly)
 from .video_io import VideoReader, VideoWriter
 
 MANIFEST_NAME = "manifest.json"
@@ -252,18 +252,13 @@ def colorize_video_resumable(src, dst, colorizer: Colorizer, options: VideoOptio
     frames_done_now = frames - frames_before
     work_h, work_w = colorizer.working_shape(info.height, info.width, options.size)
     frames_lost = max(0, info.frames - frames) if info.frames else 0
-    return {
-        "input": str(src),
-        "output": str(dst),
+    summary = describe_run(src, dst, colorizer, info, (work_h, work_w), strength, smoother.cuts, output_codec,
+                           output_pix_fmt)
+    summary.update({
         "frames": frames,
         "frames_resumed": frames_before,  # done by earlier, interrupted runs
         "seconds": round(seconds, 3),
         "fps": round(frames_done_now / seconds, 2) if seconds else None,
-        "device": str(colorizer.device),
-        "weights": colorizer.weights,
-        "working_size": [work_w, work_h],
-        "smoothing": strength,
-        "scene_cuts": smoother.cuts,
         "segments": len(manifest["segments"]),
         "corrupt_packets": stats["corrupt_packets"],  # counted in this run's reading only
         "frames_expected": info.frames or None,
@@ -271,11 +266,8 @@ def colorize_video_resumable(src, dst, colorizer: Colorizer, options: VideoOptio
         "frames_lost": frames_lost,
         "read_error": stats["read_error"],
         "audio": audio_mode,
-        "input_video": {"width": info.width, "height": info.height, "rate": float(info.rate) if info.rate else None,
-                        "codec": info.codec, "pix_fmt": info.pix_fmt},
-        "output_video": {"width": info.width, "height": info.height, "rate": float(info.rate) if info.rate else None,
-                         "codec": output_codec, "pix_fmt": output_pix_fmt},
-    }
+    })
+    return summary
 
 
 def _run_segments(src, dst, folder, manifest, colorizer, smoother, options, info, progress, stats) -> None:
