@@ -112,7 +112,7 @@ def test_pan_follows_motion_without_smear():
             smear.append(np.abs(previous_clean - clean)[inner].mean())
         previous_clean = clean
     assert smoother.cuts == 0
-    # Averaging along the motion removes noise (all but sqrt((1 - s) / (1 + s)) of it: 0.42 at the default 0.7)
+    # Averaging along the motion removes noise (all but sqrt((1 - s) / (1 + s)) of it: 0.33 at the default 0.8)
     # without blurring the pan...
     assert np.mean(errors) < 0.7 * np.mean(noise)
     # ... and the output is far closer to the moving chroma than an unaligned average could be.

@@ -142,7 +142,7 @@ def main():
 @functools.partial(model_options, size=192)  # colorizer.DEFAULT_VIDEO_SIZE, written out so --help needs no torch
 @click.option("--batch-size", default=8, show_default=True, type=click.IntRange(1, 1024), help="Frames per model call.")
 @click.option("--smooth", type=click.FloatRange(0, 1), default=None,
-              help="Temporal chroma smoothing strength, 0 (off) to 1. [default: 0.7]")
+              help="Temporal chroma smoothing strength, 0 (off) to 1. [default: 0.8]")
 @click.option("--crf", default=18, show_default=True, type=click.IntRange(0, 63), help="Encoder quality (0 = lossless x264).")
 @click.option("--preset", default="medium", show_default=True, type=click.Choice(X264_PRESETS), help="libx264 speed preset.")
 @click.option("--codec", default=None, help="Video encoder. [default: libx264, or the container's own]")
@@ -253,7 +253,7 @@ def raise_error(message: str):
 @click.option("--as-fast-as-possible", is_flag=True,
               help="Hand a file source over as fast as frames are colorized (none dropped), not at its frame rate.")
 @click.option("--smooth", type=click.FloatRange(0, 1, max_open=True), default=None,
-              help="Temporal smoothing strength, 0 (off) to below 1; s toggles it. [default: 0.7]")
+              help="Temporal smoothing strength, 0 (off) to below 1; s toggles it. [default: 0.8]")
 @click.option("-y", "--overwrite", is_flag=True, help="Replace the --record file if it exists.")
 @click.option("--report", type=click.Path(dir_okay=False), help="Write the summary as flat JSON here.")
 def live(source, weights, device, size, record, no_window, max_frames, as_fast_as_possible, smooth, overwrite, report):

@@ -37,8 +37,8 @@ class BundledWeights:
 # Variants are data: a new weights file is a new row here.
 BUNDLED: dict[str, BundledWeights] = {
     "default": BundledWeights(
-        file="effnet-unet-v1.pt",
-        sha256="1561b4c37c94684629aa711b334c8d0a510806ba4cf5d17748e42ff2cb51792a",
+        file="effnet-unet-v2.pt",
+        sha256="fe838f3fa9a3f8a6d19e308b15c14d214cfaa42514f55721488c5166779e6752",
         description="EfficientNet-Lite0 U-Net, luma -> chroma; see weights/README.md",
     ),
 }
