@@ -1,7 +1,8 @@
 """Colorizer: a loaded network on a chosen device, predicting chroma for batches of luma.
 
 Device and precision are decided once, here, and visibly: CUDA in half precision when asked for (or when "auto"
-finds one), otherwise the CPU in float32 with channels_last (faster for these convolutions on x86).
+finds one), otherwise the CPU with channels_last, in bfloat16 where the CPU computes it natively and float32
+elsewhere, with BatchNorm folded and each convolution fused with its activation (vidcolor/fusion.py).
 """
 from __future__ import annotations
 
