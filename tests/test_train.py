@@ -15,6 +15,7 @@ from train.evaluate import evaluate_images
 from train.loop import TrainConfig, fit
 from train.metrics import colourfulness, psnr, ssim
 from vidcolor.colorizer import load_colorizer
+from vidcolor.model import build_model, default_config
 from vidcolor.weights import read_checkpoint
 
 
@@ -65,6 +66,24 @@ def test_resume_continues_exactly(tmp_path):
     assert a["training"]["step"] == b["training"]["step"] == 4
     for key, tensor in a["state_dict"].items():
         torch.testing.assert_close(tensor, b["state_dict"][key], rtol=0, atol=1e-6, msg=key)
+
+
+def test_encoder_learning_rate_scale(tmp_path):
+    """--encoder-lr-scale: the encoder's parameters take that fraction of each step's learning rate, and with 0 they
+    stay exactly where they started while the decoder learns."""
+    fit(small_config(tmp_path, steps=2, val_every=2, encoder_lr_scale=0.0), log=lambda msg: None)
+    checkpoint = read_checkpoint(tmp_path / "run" / "last.pt")
+    encoder_group, decoder_group = checkpoint["training"]["optimizer"]["param_groups"]
+    assert encoder_group["scale"] == 0.0 and decoder_group["scale"] == 1.0
+    assert encoder_group["lr"] == 0.0 and decoder_group["lr"] > 0
+    torch.manual_seed(3)  # fit() seeds torch with the config's seed (3) before building the model: the same start
+    start = build_model(default_config("effnet-unet")).state_dict()
+    trained = checkpoint["state_dict"]
+    encoder_keys = [k for k in trained if k.startswith("encoder.") and "running" not in k and "num_batches" not in k]
+    decoder_keys = [k for k in trained if k.startswith(("decoder.", "head."))]
+    assert encoder_keys and decoder_keys
+    assert all(torch.equal(trained[k], start[k]) for k in encoder_keys if k.endswith("weight") and "_bn" not in k)
+    assert any(not torch.equal(trained[k], start[k]) for k in decoder_keys)
 
 
 def test_cli_trains_seed_cae(tmp_path):

@@ -23,6 +23,8 @@ from .loop import TrainConfig, fit
 @click.option("--size", default=160, help="Training crop side in pixels.")
 @click.option("--lr", default=1e-3, type=float)
 @click.option("--weight-decay", default=1e-4, type=float, help="AdamW weight decay (0 gives plain Adam).")
+@click.option("--encoder-lr-scale", default=1.0, type=click.FloatRange(0, 1),
+              help="The encoder's learning rate as a fraction of --lr (below 1 keeps --pretrained features).")
 @click.option("--loss", default="huber", type=click.Choice(["huber", "l1", "mse"]))
 @click.option("--saturation-weight", default=2.0, help="Extra loss weight on saturated target pixels (0: plain loss).")
 @click.option("--val-every", default=500, help="Validate every N steps.")

@@ -42,6 +42,7 @@ class TrainConfig:
     size: int = 160  # training crop side, pixels
     lr: float = 1e-3
     weight_decay: float = 1e-4
+    encoder_lr_scale: float = 1.0  # the encoder's learning rate as a fraction of --lr (below 1 for --pretrained)
     loss: str = "huber"  # huber | l1 | mse on chroma (mse on RGB for seed-cae, as in the report)
     saturation_weight: float = 2.0  # extra weight for saturated target pixels, to fight the gray-brown average
     val_every: int = 500  # steps
@@ -117,7 +118,13 @@ def fit(cfg: TrainConfig, log=lambda msg: tqdm.write(msg)) -> Path:
 
         log(f"ImageNet encoder: {load_imagenet_encoder(model)} tensors loaded")
     model = model.to(memory_format=torch.channels_last)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    # Two parameter groups, so that a pretrained encoder can learn more slowly than the new decoder
+    # (--encoder-lr-scale); "scale" is each group's share of the scheduled learning rate.
+    encoder = getattr(model, "encoder", None)
+    encoder_ids = {id(p) for p in encoder.parameters()} if encoder is not None else set()
+    groups = [{"params": [p for p in model.parameters() if id(p) in encoder_ids], "scale": cfg.encoder_lr_scale},
+              {"params": [p for p in model.parameters() if id(p) not in encoder_ids], "scale": 1.0}]
+    optimizer = torch.optim.AdamW([g for g in groups if g["params"]], lr=cfg.lr, weight_decay=cfg.weight_decay)
     sampler = CropSampler(train_images, model_config.fixed_size or cfg.size, seed=cfg.seed)
     steps_per_epoch = math.ceil(len(train_images) / cfg.batch_size)
     total_steps = cfg.steps or cfg.epochs * steps_per_epoch
@@ -154,7 +161,7 @@ def fit(cfg: TrainConfig, log=lambda msg: tqdm.write(msg)) -> Path:
         luma, chroma, target_rgb = to_luma_chroma(rgb, device)
         luma = luma.contiguous(memory_format=torch.channels_last)
         for group in optimizer.param_groups:
-            group["lr"] = lr_at(step)
+            group["lr"] = lr_at(step) * group["scale"]
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
             pred = model(luma)
         pred = pred.float()
