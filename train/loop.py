@@ -141,7 +141,11 @@ def fit(cfg: TrainConfig, log=lambda msg: tqdm.write(msg)) -> Path:
         ckpt = read_checkpoint(cfg.resume)
         model.load_state_dict(ckpt["state_dict"])
         training = ckpt["training"]
-        optimizer.load_state_dict(training["optimizer"])
+        try:
+            optimizer.load_state_dict(training["optimizer"])
+        except ValueError as exc:  # a run from before the encoder got its own parameter group (--encoder-lr-scale)
+            raise SystemExit(f"cannot resume {cfg.resume}: its optimizer state does not fit this version of train/ "
+                             f"({exc}); resume it with the version that wrote it, or start a new run") from None
         step, best, stale = training["step"], training["best"], training["stale"]
         sampler.rng.bit_generator.state = training["rng"]["numpy"]
         torch.set_rng_state(training["rng"]["torch"])
