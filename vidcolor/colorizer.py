@@ -112,11 +112,10 @@ class Colorizer:
             log.info("CPU with AVX512-BF16: running the network in bfloat16")
         model = model.to(memory_format=torch.channels_last)
         if self.device.type == "cpu":
+            configure_cpu_threads()
             model = fuse_onednn(model)
         self.model = model
         self._batch_limit = 0  # 0: no limit; set when a batch ran out of GPU memory
-        if self.device.type == "cpu":
-            configure_cpu_threads()
 
     def working_shape(self, height: int, width: int, size: int = DEFAULT_SIZE) -> tuple[int, int]:
         if self.config.fixed_size:
