@@ -93,3 +93,22 @@ def test_colorizer_runs_the_fused_network_and_leaves_the_callers_model_alone(tra
     assert any(isinstance(m, nn.BatchNorm2d) for m in trained_like.modules())
     for key, value in trained_like.state_dict().items():
         assert torch.equal(value, original[key]), key
+
+
+def test_an_ensemble_is_fused_member_by_member(trained_like):
+    ensemble = build_model(default_config("effnet-unet-ensemble"))
+    torch.manual_seed(2)
+    other = copy.deepcopy(trained_like)
+    for p in other.parameters():
+        p.data.add_(torch.randn_like(p) * 0.05)
+    ensemble.members[0].load_state_dict(trained_like.state_dict())
+    ensemble.members[1].load_state_dict(other.state_dict())
+    ensemble.eval()
+    with torch.inference_mode():
+        expected = (trained_like(luma()) + other(luma())) / 2
+        plain = prepared(ensemble, torch.float32)
+        fused = fuse_onednn(plain)
+        got = fused(luma())
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in plain.modules())
+    assert count_fused(fused) == sum(isinstance(m, nn.Conv2d) for m in plain.modules()) > 0
+    torch.testing.assert_close(got, expected, atol=1e-4, rtol=0)

@@ -1,6 +1,7 @@
 """Training and evaluation: a few steps on generated images, exact resume, and metrics against hand-computed cases."""
 from __future__ import annotations
 
+import colorsys
 import json
 import math
 
@@ -12,6 +13,7 @@ from click.testing import CliRunner
 
 from train.__main__ import main as train_main
 from train.evaluate import evaluate_images
+from train.export import main as export_main
 from train.loop import TrainConfig, fit
 from train.metrics import colourfulness, psnr, ssim
 from vidcolor.colorizer import load_colorizer
@@ -82,8 +84,67 @@ def test_encoder_learning_rate_scale(tmp_path):
     encoder_keys = [k for k in trained if k.startswith("encoder.") and "running" not in k and "num_batches" not in k]
     decoder_keys = [k for k in trained if k.startswith(("decoder.", "head."))]
     assert encoder_keys and decoder_keys
-    assert all(torch.equal(trained[k], start[k]) for k in encoder_keys if k.endswith("weight") and "_bn" not in k)
+    # Frozen means frozen: the batch-norm statistics stay as loaded too.
+    assert all(torch.equal(trained[k], start[k]) for k in encoder_keys + [k for k in trained if "running" in k
+                                                                           and k.startswith("encoder.")])
     assert any(not torch.equal(trained[k], start[k]) for k in decoder_keys)
+
+
+def test_init_starts_from_given_weights(tmp_path):
+    fit(small_config(tmp_path / "a", steps=2), log=lambda msg: None)
+    start = read_checkpoint(tmp_path / "a" / "run" / "last.pt")["state_dict"]
+    fit(small_config(tmp_path / "b", steps=2, init=str(tmp_path / "a" / "run" / "last.pt"), encoder_lr_scale=0.0),
+        log=lambda msg: None)
+    trained = read_checkpoint(tmp_path / "b" / "run" / "last.pt")["state_dict"]
+    # A frozen encoder keeps exactly the weights it started from: those of --init, not a fresh random start.
+    for key in (k for k in trained if k.startswith("encoder.") and "num_batches" not in k):
+        assert torch.equal(trained[key], start[key]), key
+    with pytest.raises(SystemExit, match="seed-cae"):
+        fit(small_config(tmp_path / "c", arch="seed-cae", init=str(tmp_path / "a" / "run" / "last.pt")),
+            log=lambda msg: None)
+
+
+def test_weight_average_is_saved_and_resumes_exactly(tmp_path):
+    fit(small_config(tmp_path / "a", ema=0.9), log=lambda msg: None)
+    fit(small_config(tmp_path / "b", ema=0.9, stop_after=1), log=lambda msg: None)
+    fit(small_config(tmp_path / "b", ema=0.9, resume=str(tmp_path / "b" / "run" / "last.pt")), log=lambda msg: None)
+    a = read_checkpoint(tmp_path / "a" / "run" / "last.pt")
+    b = read_checkpoint(tmp_path / "b" / "run" / "last.pt")
+    for key, tensor in a["state_dict"].items():
+        torch.testing.assert_close(tensor, b["state_dict"][key], rtol=0, atol=1e-6, msg=key)
+        torch.testing.assert_close(a["training"]["raw_state_dict"][key], b["training"]["raw_state_dict"][key],
+                                   rtol=0, atol=1e-6, msg=key)
+    # What is saved is the average, which lags the raw weights.
+    assert any(not torch.equal(tensor, a["training"]["raw_state_dict"][key])
+               for key, tensor in a["state_dict"].items() if tensor.is_floating_point())
+
+
+def test_export_averages_separately_trained_networks(tmp_path):
+    fit(small_config(tmp_path / "a", steps=2), log=lambda msg: None)
+    fit(small_config(tmp_path / "b", steps=2, seed=4), log=lambda msg: None)
+    members = [str(tmp_path / name / "run" / "last.pt") for name in ("a", "b")]
+    destination = tmp_path / "ensemble.pt"
+    result = CliRunner().invoke(export_main, [*members, str(destination)])
+    assert result.exit_code == 0, result.output
+    checkpoint = read_checkpoint(destination)
+    assert checkpoint["config"]["arch"] == "effnet-unet-ensemble" and checkpoint["config"]["members"] == 2
+    assert [m["exported_from"] for m in checkpoint["metadata"]["members"]] == members
+    # Through the shipped inference path, the ensemble's chroma is the mean of its members' (float16 file).
+    luma = np.random.default_rng(0).random((1, 64, 96), dtype=np.float32)
+    alone = [load_colorizer(m, "cpu").predict(luma) for m in members]
+    np.testing.assert_allclose(load_colorizer(str(destination), "cpu").predict(luma), (alone[0] + alone[1]) / 2,
+                               atol=2e-3)
+    # An ensemble is not a starting point for training: a clear error, not a state_dict mismatch.
+    with pytest.raises(SystemExit, match="ensemble"):
+        fit(small_config(tmp_path / "d", init=str(destination)), log=lambda msg: None)
+    # Only effnet-unet networks can be members.
+    fit(small_config(tmp_path / "c", arch="seed-cae", steps=2), log=lambda msg: None)
+    result = CliRunner().invoke(export_main, [members[0], str(tmp_path / "c" / "run" / "last.pt"),
+                                              str(tmp_path / "bad.pt")])
+    assert result.exit_code != 0 and "seed-cae" in result.output and not (tmp_path / "bad.pt").exists()
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    result = CliRunner().invoke(export_main, [str(tmp_path / "junk.pt"), str(tmp_path / "bad.pt")])
+    assert result.exit_code == 1 and "cannot read weights file" in result.output and result.exception.__class__ is SystemExit
 
 
 def test_cli_trains_seed_cae(tmp_path):
@@ -127,3 +188,20 @@ def test_evaluation_scores_the_gray_baseline_on_the_same_images(tmp_path):
     assert result["gray_psnr"] == pytest.approx(psnr(image, gray), abs=0.05)
     assert result["truth_colourfulness"] == pytest.approx(colourfulness(image))
     assert result["images"] == 1
+
+
+def test_grain_lands_on_the_luma_and_tone_jitter_keeps_hue():
+    from train.data import CropSampler
+    from vidcolor import color
+
+    image = np.zeros((120, 120, 3), np.uint8)
+    image[...] = (180, 90, 60)  # one flat colour: any spread inside a crop comes from the augmentation
+    batch = CropSampler([image], 48, seed=0, tone=False, grain=0.05).batch(24).astype(np.float32) / 255.0
+    y, cb, cr = color.rgb_to_ycbcr(batch[..., 0], batch[..., 1], batch[..., 2])
+    assert y.std(axis=(1, 2)).max() > 0.01  # some crops are grainy...
+    assert cb.std(axis=(1, 2)).max() < 0.004 and cr.std(axis=(1, 2)).max() < 0.004  # ...in the luma only
+    toned = CropSampler([image], 48, seed=0, tone=True, grain=0.0).batch(24).astype(np.float32) / 255.0
+    original_hue = colorsys.rgb_to_hsv(*(image[0, 0] / 255.0))[0]
+    hues = [colorsys.rgb_to_hsv(*crop.reshape(-1, 3).mean(axis=0))[0] for crop in toned]
+    assert np.abs(np.array(hues) - original_hue).max() * 360 < 3.0  # degrees
+    assert len({round(float(crop.mean()), 3) for crop in toned}) > 1  # and the tone did change

@@ -53,12 +53,16 @@ def load_colour_images(paths: list[Path], log=print) -> list[np.ndarray]:
 class CropSampler:
     """Random crops at `size` (pixels, square), after rescaling each image so its short side lies in
     [size, max_scale * size]: the network sees objects at about the scale it meets at inference, where the whole
-    frame is shown at a short side of 256. Horizontal flips and a mild brightness jitter (which keeps hue)."""
+    frame is shown at a short side of 256. Horizontal flips and a mild brightness jitter that keeps hue; with `tone`
+    and `grain` (train's --augment) also contrast and gamma jitter and luma-only grain."""
 
-    def __init__(self, images: list[np.ndarray], size: int, seed: int = 0, max_scale: float = 2.0):
+    def __init__(self, images: list[np.ndarray], size: int, seed: int = 0, max_scale: float = 2.0,
+                 tone: bool = False, grain: float = 0.0):
         self.images = images
         self.size = size
         self.max_scale = max_scale
+        self.tone = tone
+        self.grain = grain  # largest noise standard deviation, in units of the 0..1 range (0: none)
         self.rng = np.random.default_rng(seed)
 
     def crop(self) -> np.ndarray:
@@ -78,9 +82,24 @@ class CropSampler:
 
     def batch(self, n: int) -> np.ndarray:
         """uint8 N x size x size x 3."""
-        out = np.stack([self.crop() for _ in range(n)])
-        gain = self.rng.uniform(0.85, 1.15, size=(n, 1, 1, 1))  # brightness jitter: same factor on R, G, B
-        return np.clip(out * gain, 0, 255).astype(np.uint8)
+        rng = self.rng
+        out = np.stack([self.crop() for _ in range(n)]).astype(np.float32) / 255.0
+        if self.tone:
+            # Old film stocks, prints and scans differ in exposure, contrast and tone curve: brightness, contrast
+            # and gamma jitter, the same on R, G and B so that hues stay what they were.
+            gamma = np.exp(rng.uniform(np.log(0.8), np.log(1.25), size=(n, 1, 1, 1)))
+            contrast = rng.uniform(0.8, 1.2, size=(n, 1, 1, 1))
+            out = out**gamma
+            mean = out.mean(axis=(1, 2, 3), keepdims=True)
+            out = mean + (out - mean) * contrast
+        out = out * rng.uniform(0.85, 1.15, size=(n, 1, 1, 1))
+        if self.grain:
+            # Film grain and sensor noise on a third of the crops: gray noise, equal on R, G and B, lands on the
+            # luma alone (Cb and Cr weights sum to zero), so the network learns to ignore it and the target colour
+            # does not change.
+            sigma = np.where(rng.random(n) < 1 / 3, rng.uniform(0.0, self.grain, size=n), 0.0)
+            out = out + rng.standard_normal((n, self.size, self.size, 1), dtype=np.float32) * sigma[:, None, None, None]
+        return np.clip(out * 255.0 + 0.5, 0, 255).astype(np.uint8)
 
 
 def to_luma_chroma(rgb: np.ndarray, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -1,6 +1,9 @@
 """Turn a training checkpoint into a shippable weights file: weights only, float16, provenance kept.
 
-    python -m train.export RUN/best.pt vidcolor/weights/NAME.pt [--calibrate-on DIR --calibrate-limit N] [--note TEXT]
+    python -m train.export RUN/best.pt [RUN2/best.pt ...] vidcolor/weights/NAME.pt [--calibrate-on DIR] [--note TEXT]
+
+Several effnet-unet checkpoints make one effnet-unet-ensemble file: their chroma is averaged at inference. Each
+member's own chroma_gain is dropped (the mean of the raw outputs is what gets scaled).
 
 --calibrate-on fits the checkpoint's chroma_gain: the single scale g minimising the squared chroma error
 sum |g * predicted - true|^2 over the images of DIR, through the shipped inference path at full resolution,
@@ -17,9 +20,10 @@ import click
 import numpy as np
 import torch
 
-from vidcolor.model import ModelConfig, build_model
+from vidcolor.model import ModelConfig, build_model, default_config
 from vidcolor import color
 from vidcolor.colorizer import DEFAULT_SIZE, Colorizer
+from vidcolor.errors import WeightsError
 from vidcolor.weights import read_checkpoint, save_checkpoint, sha256_of
 
 from .data import list_images, load_colour_images
@@ -37,19 +41,46 @@ def fit_chroma_gain(colorizer: Colorizer, images: list[np.ndarray], size: int = 
     return dot / norm if norm > 0 else 1.0
 
 
+def load_network(path: str) -> tuple[torch.nn.Module, ModelConfig, dict]:
+    try:
+        ckpt = read_checkpoint(path)
+    except WeightsError as exc:
+        raise click.ClickException(str(exc)) from None
+    config = ModelConfig.from_dict(ckpt["config"])
+    model = build_model(config)
+    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in ckpt["state_dict"].items()})
+    return model.eval(), config, dict(ckpt.get("metadata", {}))
+
+
+def assemble_ensemble(paths: list[str]) -> tuple[torch.nn.Module, ModelConfig, dict]:
+    """One effnet-unet-ensemble from effnet-unet checkpoints of the same shape."""
+    members = [load_network(path) for path in paths]
+    for path, (_, config, _) in zip(paths, members):
+        if config.arch != "effnet-unet":
+            raise click.UsageError(f"{path} holds a {config.arch} network; an ensemble is made of effnet-unet ones")
+        if config.decoder_channels != members[0][1].decoder_channels:
+            raise click.UsageError(f"{path} has decoder widths {config.decoder_channels}, unlike {paths[0]}")
+    config = replace(default_config("effnet-unet-ensemble"), decoder_channels=members[0][1].decoder_channels,
+                     members=len(members))
+    model = build_model(config)
+    for slot, (network, _, _) in zip(model.members, members):
+        slot.load_state_dict(network.state_dict())
+    metadata = {"members": [dict(meta, exported_from=str(path)) for path, (_, _, meta) in zip(paths, members)]}
+    return model.eval(), config, metadata
+
+
 @click.command()
-@click.argument("checkpoint", type=click.Path(exists=True, dir_okay=False))
+@click.argument("checkpoints", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
 @click.argument("destination", type=click.Path(dir_okay=False))
 @click.option("--calibrate-on", type=click.Path(exists=True, file_okay=False), help="Fit chroma_gain on these images.")
 @click.option("--calibrate-limit", default=200, show_default=True, help="Images used for the fit (evenly spread).")
 @click.option("--note", default="", help="Free text stored in the metadata (e.g. the hardware used).")
-def main(checkpoint, destination, calibrate_on, calibrate_limit, note):
-    ckpt = read_checkpoint(checkpoint)
-    config = ModelConfig.from_dict(ckpt["config"])
-    model = build_model(config)
-    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in ckpt["state_dict"].items()})
-    model.eval()
-    metadata = dict(ckpt.get("metadata", {}), exported_from=str(checkpoint))
+def main(checkpoints, destination, calibrate_on, calibrate_limit, note):
+    if len(checkpoints) == 1:
+        model, config, metadata = load_network(checkpoints[0])
+        metadata["exported_from"] = str(checkpoints[0])
+    else:
+        model, config, metadata = assemble_ensemble(list(checkpoints))
     if calibrate_on and config.output == "chroma":
         paths = list_images(calibrate_on)
         if len(paths) > calibrate_limit:

@@ -19,7 +19,7 @@ import logging
 import torch
 from torch import nn
 
-from .model import EffNetUNet
+from .model import EffNetUNet, EffNetUNetEnsemble
 
 log = logging.getLogger("vidcolor")
 
@@ -27,10 +27,14 @@ log = logging.getLogger("vidcolor")
 def fuse_batchnorm(model: nn.Module) -> nn.Module:
     """Fold every eval-mode BatchNorm into the convolution before it (inference only: same outputs, fewer ops).
 
-    Works in place on effnet-unet; other architectures are returned unchanged.
+    Works in place on effnet-unet and on each member of an ensemble; other architectures are returned unchanged.
     """
     from torch.nn.utils.fusion import fuse_conv_bn_eval
 
+    if isinstance(model, EffNetUNetEnsemble):
+        for member in model.members:
+            fuse_batchnorm(member)
+        return model.eval()
     if not isinstance(model, EffNetUNet):
         return model
     model.eval()
@@ -114,8 +118,13 @@ def _rewrite(model: EffNetUNet) -> EffNetUNet:
 def fuse_onednn(model: nn.Module) -> nn.Module:
     """The model with conv + activation pairs fused for oneDNN, or the model unchanged where that is not possible.
 
-    Expects an eval-mode effnet-unet on the CPU, already in its final dtype and in channels_last.
+    Expects an eval-mode effnet-unet (or an ensemble of them) on the CPU, already in its final dtype and in
+    channels_last.
     """
+    if isinstance(model, EffNetUNetEnsemble):
+        fused = copy.deepcopy(model)  # like the single network: a new module, the given one left as it was
+        fused.members = nn.ModuleList(fuse_onednn(member) for member in fused.members)
+        return fused
     if not isinstance(model, EffNetUNet) or not torch.backends.mkldnn.is_available():
         return model
     if any(m.padding_mode != "zeros" for m in model.modules() if isinstance(m, nn.Conv2d)):

@@ -1,11 +1,16 @@
 """Network definitions and the registry of architectures by name.
 
-Two architectures:
+Three architectures:
   seed-cae       the student report's ColorAutoEncoder, layer for layer: gray 150x150 in, RGB (sigmoid) out.
                  Kept only as the baseline to beat.
   effnet-unet    the default: EfficientNet-Lite0-shaped encoder (optionally ImageNet-initialised for training, see train/) and a
                  light U-Net decoder with skip connections. Luma in, two chroma channels (tanh) out at half the
                  input resolution; chroma is smooth, and it is upsampled to the frame's size anyway.
+  effnet-unet-ensemble
+                 several effnet-unet networks, trained apart with different recipes, whose chroma is averaged:
+                 networks that err in different places cancel part of each other's wrong colours, at the cost of
+                 running each. Built by train/export.py from separately trained checkpoints, never trained as one.
+                 Not bundled: measured in the README's "Model quality".
 
 A model is fully described by a ModelConfig, which travels inside every checkpoint (vidcolor/weights.py).
 """
@@ -31,6 +36,8 @@ class ModelConfig:
     # where it is unsure; the least-squares scale, fitted on training images, trades a little saturation for
     # fewer wrong colours (see train/export.py --calibrate).
     chroma_gain: float = 1.0
+    # effnet-unet-ensemble: how many effnet-unet networks it averages.
+    members: int = 1
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -217,10 +224,27 @@ class EffNetUNet(nn.Module):
         return chroma[..., : (h + 1) // 2, : (w + 1) // 2]
 
 
+class EffNetUNetEnsemble(nn.Module):
+    """The mean of several effnet-unet networks' chroma (before the chroma_gain, which applies to the mean)."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.members = nn.ModuleList(EffNetUNet(config) for _ in range(config.members))
+
+    def forward(self, luma: torch.Tensor) -> torch.Tensor:
+        total = self.members[0](luma)
+        for member in self.members[1:]:
+            total = total + member(luma)
+        return total / len(self.members)
+
+
 ARCHITECTURES: dict[str, tuple[type[nn.Module], ModelConfig]] = {
     "seed-cae": (SeedCAE, ModelConfig(arch="seed-cae", output="rgb", fixed_size=150)),
     "effnet-unet": (EffNetUNet, ModelConfig(arch="effnet-unet")),
+    "effnet-unet-ensemble": (EffNetUNetEnsemble, ModelConfig(arch="effnet-unet-ensemble", members=2)),
 }
+# What train/ can train as one network; an ensemble is assembled from trained members by train/export.py.
+TRAINABLE = ("seed-cae", "effnet-unet")
 
 
 def default_config(arch: str) -> ModelConfig:
