@@ -70,6 +70,43 @@ def test_resume_continues_exactly(tmp_path):
         torch.testing.assert_close(tensor, b["state_dict"][key], rtol=0, atol=1e-6, msg=key)
 
 
+def test_ctrl_c_saves_last_and_resume_continues_exactly(tmp_path, monkeypatch):
+    import os
+    import signal
+
+    from train.data import CropSampler
+
+    fit(small_config(tmp_path / "a", val_every=3, steps=5), log=lambda msg: None)
+    # Ctrl-C arrives while the third batch is being drawn: that step finishes, its validation runs (as in the
+    # uninterrupted run), last.pt is saved, and the run stops with the shell's Ctrl-C code.
+    original, calls = CropSampler.batch, []
+
+    def batch(self, n):
+        calls.append(n)
+        if len(calls) == 3:
+            os.kill(os.getpid(), signal.SIGINT)
+        return original(self, n)
+
+    monkeypatch.setattr(CropSampler, "batch", batch)
+    messages = []
+    with pytest.raises(SystemExit) as stop:
+        fit(small_config(tmp_path / "b", val_every=3, steps=5), log=messages.append)
+    assert stop.value.code == 130
+    assert any("interrupted at step 3; continue with --resume" in m for m in messages)
+    assert read_checkpoint(tmp_path / "b" / "run" / "last.pt")["training"]["step"] == 3
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handler is put back
+    monkeypatch.setattr(CropSampler, "batch", original)
+    fit(small_config(tmp_path / "b", val_every=3, steps=5, resume=str(tmp_path / "b" / "run" / "last.pt")),
+        log=lambda msg: None)
+    a = read_checkpoint(tmp_path / "a" / "run" / "last.pt")
+    b = read_checkpoint(tmp_path / "b" / "run" / "last.pt")
+    assert a["training"]["step"] == b["training"]["step"] == 5
+    for key, tensor in a["state_dict"].items():
+        torch.testing.assert_close(tensor, b["state_dict"][key], rtol=0, atol=1e-6, msg=key)
+    lines = (tmp_path / "b" / "run" / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["step"] for line in lines] == [3, 5]
+
+
 def test_encoder_learning_rate_scale(tmp_path):
     """--encoder-lr-scale: the encoder's parameters take that fraction of each step's learning rate, and with 0 they
     stay exactly where they started while the decoder learns."""

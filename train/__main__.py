@@ -42,7 +42,11 @@ from .loop import TrainConfig, fit
 @click.option("--device", default="auto")
 @click.option("--resume", type=click.Path(exists=True, dir_okay=False), help="last.pt of a run to continue.")
 def main(**options):
-    best = fit(TrainConfig(**options))
+    try:
+        best = fit(TrainConfig(**options))
+    except KeyboardInterrupt:  # a second Ctrl-C: stop at once, without a traceback
+        click.echo(f"stopped; {options['out']}/last.pt is from the last validation or pause", err=True)
+        raise SystemExit(130) from None
     click.echo(f"best checkpoint: {best}")
 
 

@@ -10,7 +10,9 @@ import copy
 import json
 import math
 import random
+import signal
 import sys
+import threading
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -114,6 +116,33 @@ def load_initial_weights(model: torch.nn.Module, arch: str, name_or_path: str) -
         raise SystemExit(f"--init: {name_or_path} holds a {config.arch} network, not {arch}")
     # A bundled file's chroma_gain is not carried over: training fits the raw chroma, and export calibrates again.
     model.load_state_dict(start.state_dict())
+
+
+class InterruptRequest:
+    """Ctrl-C (or SIGTERM) during training asks the loop to stop at the end of the current step, after saving last.pt,
+    so that hours of training are not lost and --resume continues exactly. A second Ctrl-C stops at once."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self, log):
+        self.log = log
+        self.requested = False
+        self.previous = {}
+
+    def handle(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        self.log("interrupted: saving last.pt at the end of this step (press Ctrl-C again to stop at once)")
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():  # signal handlers can only be set there
+            self.previous = {sig: signal.signal(sig, self.handle) for sig in self.SIGNALS}
+        return self
+
+    def __exit__(self, *exc):
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
 
 
 def rng_state(sampler: CropSampler) -> dict:
@@ -228,62 +257,69 @@ def fit(cfg: TrainConfig, log=lambda msg: tqdm.write(msg)) -> Path:
     seen_since, tick = 0, time.perf_counter()
     train_mode()
     first_step = step
-    while step < total_steps:
-        rgb = sampler.batch(cfg.batch_size)
-        luma, chroma, target_rgb = to_luma_chroma(rgb, device)
-        luma = luma.contiguous(memory_format=torch.channels_last)
-        for group in optimizer.param_groups:
-            group["lr"] = lr_at(step) * group["scale"]
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
-            pred = model(luma)
-        pred = pred.float()
-        if model_config.output == "rgb":
-            loss = F.mse_loss(pred, target_rgb)  # the report's objective
-        else:
-            target = color.CHROMA_SCALE * F.adaptive_avg_pool2d(chroma, pred.shape[-2:])
-            loss = chroma_loss(pred, target, cfg.loss, cfg.saturation_weight)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        if average is not None:
-            average.update(model, step)
-        step += 1
-        seen_since += cfg.batch_size
-        progress.update(1)
-        if step % 10 == 0:
-            now = time.perf_counter()
-            progress.set_postfix(loss=f"{loss.item():.4f}", img_s=f"{seen_since / (now - tick):.1f}")
-            seen_since, tick = 0, now
-
-        pausing = bool(cfg.stop_after) and step - first_step >= cfg.stop_after
-        if pausing and step % cfg.val_every and step != total_steps:
-            save_checkpoint(out / "last.pt", shipped, model_config, dict(metadata, step=step),
-                            training=training_state())
-            log(f"paused at step {step}; continue with --resume {out / 'last.pt'}")
-            break
-        if step % cfg.val_every == 0 or step == total_steps:
-            colorizer = Colorizer(model=shipped, config=model_config, device=device)
-            result = evaluate_images(colorizer, val_images, cfg.val_size)
-            train_mode()
-            result.update(step=step, loss=float(loss.item()), score=score(result))
-            history.append(result)
-            with open(out / "metrics.jsonl", "a") as f:
-                f.write(json.dumps(result) + "\n")
-            log(f"step {step}: val PSNR {result['psnr']:.2f} (gray {result['gray_psnr']:.2f}) "
-                f"SSIM {result['ssim']:.3f} (gray {result['gray_ssim']:.3f}) "
-                f"colourfulness {result['colourfulness_ratio']:.2f} of truth, score {result['score']:.3f}")
-            meta = dict(metadata, step=step, val=result)
-            if result["score"] > best:
-                best, stale = result["score"], 0
-                save_checkpoint(out / "best.pt", shipped, model_config, meta)
+    with InterruptRequest(log) as interrupt:
+        while step < total_steps:
+            rgb = sampler.batch(cfg.batch_size)
+            luma, chroma, target_rgb = to_luma_chroma(rgb, device)
+            luma = luma.contiguous(memory_format=torch.channels_last)
+            for group in optimizer.param_groups:
+                group["lr"] = lr_at(step) * group["scale"]
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
+                pred = model(luma)
+            pred = pred.float()
+            if model_config.output == "rgb":
+                loss = F.mse_loss(pred, target_rgb)  # the report's objective
             else:
-                stale += 1
-            save_checkpoint(out / "last.pt", shipped, model_config, meta, training=training_state())
-            if cfg.patience and stale >= cfg.patience:
-                log(f"early stop: no better score in {stale} validations")
+                target = color.CHROMA_SCALE * F.adaptive_avg_pool2d(chroma, pred.shape[-2:])
+                loss = chroma_loss(pred, target, cfg.loss, cfg.saturation_weight)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            if average is not None:
+                average.update(model, step)
+            step += 1
+            seen_since += cfg.batch_size
+            progress.update(1)
+            if step % 10 == 0:
+                now = time.perf_counter()
+                progress.set_postfix(loss=f"{loss.item():.4f}", img_s=f"{seen_since / (now - tick):.1f}")
+                seen_since, tick = 0, now
+
+            # A pause (--stop-after) or an interrupt: save at this step boundary, after its validation if one is due,
+            # exactly as a run that goes on would, so that --resume continues it exactly.
+            pausing = step < total_steps and (bool(cfg.stop_after) and step - first_step >= cfg.stop_after
+                                              or interrupt.requested)
+            stopped = f"{'interrupted' if interrupt.requested else 'paused'} at step {step}"
+            if pausing and step % cfg.val_every:
+                save_checkpoint(out / "last.pt", shipped, model_config, dict(metadata, step=step),
+                                training=training_state())
+                log(f"{stopped}; continue with --resume {out / 'last.pt'}")
                 break
-            if pausing:
-                log(f"paused at step {step}; continue with --resume {out / 'last.pt'}")
-                break
+            if step % cfg.val_every == 0 or step == total_steps:
+                colorizer = Colorizer(model=shipped, config=model_config, device=device)
+                result = evaluate_images(colorizer, val_images, cfg.val_size)
+                train_mode()
+                result.update(step=step, loss=float(loss.item()), score=score(result))
+                history.append(result)
+                with open(out / "metrics.jsonl", "a") as f:
+                    f.write(json.dumps(result) + "\n")
+                log(f"step {step}: val PSNR {result['psnr']:.2f} (gray {result['gray_psnr']:.2f}) "
+                    f"SSIM {result['ssim']:.3f} (gray {result['gray_ssim']:.3f}) "
+                    f"colourfulness {result['colourfulness_ratio']:.2f} of truth, score {result['score']:.3f}")
+                meta = dict(metadata, step=step, val=result)
+                if result["score"] > best:
+                    best, stale = result["score"], 0
+                    save_checkpoint(out / "best.pt", shipped, model_config, meta)
+                else:
+                    stale += 1
+                save_checkpoint(out / "last.pt", shipped, model_config, meta, training=training_state())
+                if cfg.patience and stale >= cfg.patience:
+                    log(f"early stop: no better score in {stale} validations")
+                    break
+                if pausing:
+                    log(f"{stopped}; continue with --resume {out / 'last.pt'}")
+                    break
     progress.close()
+    if interrupt.requested and step < total_steps:
+        raise SystemExit(130)  # the shell's code for Ctrl-C; last.pt holds everything --resume needs
     return out / "best.pt"
