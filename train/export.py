@@ -24,7 +24,7 @@ from vidcolor.model import ModelConfig, build_model, default_config
 from vidcolor import color
 from vidcolor.colorizer import DEFAULT_SIZE, Colorizer
 from vidcolor.errors import WeightsError
-from vidcolor.weights import read_checkpoint, save_checkpoint, sha256_of
+from vidcolor.weights import load_model, save_checkpoint, sha256_of
 
 from .data import list_images, load_colour_images
 
@@ -43,13 +43,11 @@ def fit_chroma_gain(colorizer: Colorizer, images: list[np.ndarray], size: int = 
 
 def load_network(path: str) -> tuple[torch.nn.Module, ModelConfig, dict]:
     try:
-        ckpt = read_checkpoint(path)
+        model, config, metadata = load_model(path)
     except WeightsError as exc:
         raise click.ClickException(str(exc)) from None
-    config = ModelConfig.from_dict(ckpt["config"])
-    model = build_model(config)
-    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in ckpt["state_dict"].items()})
-    return model.eval(), config, dict(ckpt.get("metadata", {}))
+    metadata.pop("file", None)  # where it was loaded from: recorded as exported_from instead
+    return model, config, metadata
 
 
 def assemble_ensemble(paths: list[str]) -> tuple[torch.nn.Module, ModelConfig, dict]:
