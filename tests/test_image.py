@@ -196,3 +196,47 @@ def test_library_writes_only_image_suffixes(colorizer, tmp_path):
     with pytest.raises(OutputError, match="use .png"):
         colorize_image(src, tmp_path / "out.gif", colorizer, size=64)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png"]
+
+
+def test_saturation_scales_the_colour_and_zero_gives_the_gray_picture(cli, tmp_path):
+    src = write_image(tmp_path / "gray.png", still(width=70, height=45))
+    outputs = {}
+    for saturation in ("0", "1", "2"):
+        dst = tmp_path / f"saturation-{saturation}.png"
+        cli.ok(cli.image(src, "-o", dst, "--saturation", saturation))
+        outputs[saturation] = read_image_rgb(dst)
+    gray = outputs["0"].astype(int)
+    assert np.abs(gray - gray[..., :1]).max() <= 1  # R = G = B up to rounding
+    assert colourfulness(outputs["0"]) < 0.5 < colourfulness(outputs["1"]) < colourfulness(outputs["2"])
+    for out in outputs.values():  # the luma is the input's whatever the colour strength
+        assert psnr(image_to_luma(out), image_to_luma(still(width=70, height=45))) >= STILL_LUMA_PSNR_MIN_DB
+
+
+def test_saturation_out_of_range_is_a_usage_error(cli, tmp_path):
+    src = write_image(tmp_path / "gray.png", still())
+    message = cli.error(cli.image(src, "-o", tmp_path / "out.png", "--saturation", "-1"), exit_code=2)
+    assert "--saturation" in message
+    assert not (tmp_path / "out.png").exists()
+
+
+def test_saturation_multiplies_the_predicted_chroma_and_clips_it_to_range(checkpoint):
+    import torch
+
+    from vidcolor.colorizer import Colorizer, load_colorizer
+    from vidcolor.model import default_config
+
+    luma = np.random.default_rng(0).random((2, 64, 96), dtype=np.float32)
+    plain = load_colorizer(str(checkpoint), "cpu").predict(luma)
+    assert np.allclose(load_colorizer(str(checkpoint), "cpu", saturation=3.0).predict(luma), 3.0 * plain, atol=1e-6)
+    # A network whose raw output is a constant (0.3, -0.2), i.e. chroma (0.15, -0.1) at chroma_gain 1: at 4x the
+    # first channel passes the edge of the range and is clipped, the second is not.
+    constant = torch.nn.Conv2d(1, 2, 1)
+    with torch.no_grad():
+        constant.weight.zero_()
+        constant.bias.copy_(torch.tensor([0.3, -0.2]))
+    config = default_config("effnet-unet")
+    assert config.chroma_gain == 1.0
+    bold = Colorizer(model=constant, config=config, device=torch.device("cpu"), saturation=4.0).predict(luma)
+    assert np.allclose(bold[:, 0], 0.5) and np.allclose(bold[:, 1], -0.4, atol=0.01)  # bfloat16 on some CPUs
+    with pytest.raises(ValueError, match="saturation"):
+        load_colorizer(str(checkpoint), "cpu", saturation=-0.5)

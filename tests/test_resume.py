@@ -145,7 +145,8 @@ def test_interrupted_join_leaves_no_output_and_resumes(runs, clip_with_audio, cl
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.mp4"]
 
 
-@pytest.mark.parametrize("change", [("--crf", 20), ("--smooth", 0.2), ("--no-audio",), ("--segment-frames", 5)])
+@pytest.mark.parametrize("change", [("--crf", 20), ("--smooth", 0.2), ("--saturation", 1.5), ("--no-audio",),
+                                    ("--segment-frames", 5)])
 def test_changed_option_refuses_to_resume(clip_with_audio, cli, tmp_path, monkeypatch, change):
     dst = tmp_path / "out.mp4"
     with monkeypatch.context() as patch:

@@ -1,6 +1,6 @@
 """Evaluate a colorizer on a folder of colour images, through the shipped inference path at full resolution.
 
-    python -m train.evaluate --data DIR --weights NAME|PATH [--size N] [--limit N] [--report PATH]
+    python -m train.evaluate --data DIR --weights NAME|PATH [--size N] [--saturation S] [--limit N] [--report PATH]
 
 Each image is reduced to its luma, colorized by vidcolor's Colorizer, and compared with the original. The gray
 baseline (the luma itself shown as RGB) is scored on the same images.
@@ -56,13 +56,15 @@ def format_table(result: dict) -> str:
 @click.option("--weights", default="default", show_default=True, help="Bundled weights name or checkpoint path.")
 @click.option("--device", default="auto", show_default=True)
 @click.option("--size", default=DEFAULT_SIZE, show_default=True, help="Working short side in pixels.")
+@click.option("--saturation", default=1.0, show_default=True, type=click.FloatRange(0, 4),
+              help="Colour strength, as vidcolor's --saturation: shows what bolder or milder colour scores.")
 @click.option("--limit", default=0, help="Evaluate only the first N images (0: all).")
 @click.option("--report", type=click.Path(dir_okay=False), help="Write the results as JSON here.")
-def main(data_dir, weights, device, size, limit, report):
+def main(data_dir, weights, device, size, saturation, limit, report):
     from vidcolor import VidcolorError, load_colorizer
 
     try:
-        colorizer = load_colorizer(weights, device)
+        colorizer = load_colorizer(weights, device, saturation)
     except VidcolorError as exc:
         raise click.ClickException(str(exc))
     paths = list_images(data_dir)
@@ -73,7 +75,8 @@ def main(data_dir, weights, device, size, limit, report):
         raise click.ClickException(f"no readable images in {data_dir}")
     start = time.perf_counter()
     result = evaluate_images(colorizer, images, size)
-    result.update(weights=weights, size=size, data=str(data_dir), seconds=round(time.perf_counter() - start, 1))
+    result.update(weights=weights, size=size, saturation=saturation, data=str(data_dir),
+                  seconds=round(time.perf_counter() - start, 1))
     click.echo(format_table(result))
     if report:
         with open(report, "w") as f:

@@ -114,7 +114,14 @@ class DefaultToVideo(click.Group):
             raise one_line(exc) from None
 
 
+def saturation_option(f):
+    # The bound is colorizer.MAX_SATURATION, written out so --help needs no torch.
+    return click.option("--saturation", default=1.0, show_default=True, type=click.FloatRange(0, 4),
+                        help="Colour strength: 0 gray, 1 as trained, above 1 bolder (and more often wrong).")(f)
+
+
 def model_options(f, size: int = 256):
+    f = saturation_option(f)
     f = click.option("--size", default=size, show_default=True, type=click.IntRange(32, 2048),
                      help="Working short side of the model input, pixels.")(f)
     f = click.option("--device", default="auto", show_default=True, type=click.Choice(["auto", "cpu", "cuda"]),
@@ -155,7 +162,7 @@ def main():
                    "after an interruption to continue from the last completed segment.")
 @click.option("--segment-frames", default=1000, show_default=True, type=click.IntRange(1),
               help="With --resume: frames per segment (the most work an interruption loses).")
-def video(src, dst, weights, device, size, batch_size, smooth, crf, preset, codec, no_audio, overwrite, quiet, report,
+def video(src, dst, weights, device, size, saturation, batch_size, smooth, crf, preset, codec, no_audio, overwrite, quiet, report,
           resume, segment_frames):
     """Colorize the video IN into OUT, keeping its size, timing and audio."""
 
@@ -168,7 +175,7 @@ def video(src, dst, weights, device, size, batch_size, smooth, crf, preset, code
                                overwrite=overwrite, progress=not quiet, resume=resume, segment_frames=segment_frames,
                                encoder=EncoderSettings(codec=codec, crf=crf, preset=preset))
         check_video_job(src, dst, options)  # fail before the model loads
-        colorizer = load_colorizer(weights, device)
+        colorizer = load_colorizer(weights, device, saturation)
         summary = colorize_video(src, dst, colorizer, options)
         write_report(report, summary)
         damage = damage_note(summary)
@@ -201,7 +208,7 @@ def damage_note(summary: dict) -> str:
 @model_options
 @click.option("-y", "--overwrite", is_flag=True, help="Replace existing outputs.")
 @click.option("--report", type=click.Path(dir_okay=False), help="Write a JSON summary here.")
-def image(inputs, output, weights, device, size, overwrite, report):
+def image(inputs, output, weights, device, size, saturation, overwrite, report):
     """Colorize still images from their luminance; each output keeps its input's size."""
 
     def job():
@@ -227,9 +234,10 @@ def image(inputs, output, weights, device, size, overwrite, report):
             output.mkdir(exist_ok=True)  # only an empty folder is left if a check below fails
         for src, dst in targets:
             check_output(src, dst, overwrite)
-        colorizer = load_colorizer(weights, device)
+        colorizer = load_colorizer(weights, device, saturation)
         results = [colorize_image(src, dst, colorizer, size=size, overwrite=overwrite) for src, dst in targets]
-        write_report(report, {"images": results, "device": str(colorizer.device), "weights": weights})
+        write_report(report, {"images": results, "device": str(colorizer.device), "weights": weights,
+                              "saturation": saturation})
         for r in results:
             click.echo(r["output"])
 
@@ -246,6 +254,7 @@ def raise_error(message: str):
 @click.option("--device", default="auto", show_default=True, type=click.Choice(["auto", "cpu", "cuda"]))
 @click.option("--size", default=None, type=click.IntRange(32, 2048),
               help="Working short side, pixels; smaller than for video so a CPU keeps up. [default: 160]")
+@saturation_option
 @click.option("--record", type=click.Path(dir_okay=False, path_type=Path),
               help="Also write the colorized stream here (H.264 .mp4/.mkv/.mov, at the source's rate).")
 @click.option("--no-window", is_flag=True, help="Run without a window (servers, tests); stop with Ctrl-C.")
@@ -256,15 +265,15 @@ def raise_error(message: str):
               help="Temporal smoothing strength, 0 (off) to below 1; s toggles it. [default: 0.8]")
 @click.option("-y", "--overwrite", is_flag=True, help="Replace the --record file if it exists.")
 @click.option("--report", type=click.Path(dir_okay=False), help="Write the summary as flat JSON here.")
-def live(source, weights, device, size, record, no_window, max_frames, as_fast_as_possible, smooth, overwrite, report):
+def live(source, weights, device, size, saturation, record, no_window, max_frames, as_fast_as_possible, smooth, overwrite, report):
     """Colorize a webcam, stream or file in real time (keys: q/Esc quit, s smoothing, +/- size; Ctrl-C stops too)."""
 
     def job():
         from .live import LiveOptions, run_live
 
-        options = LiveOptions(source=source, weights=weights, device=device, size=size, record=record,
-                              window=not no_window, max_frames=max_frames, realtime=not as_fast_as_possible,
-                              smooth=smooth, overwrite=overwrite)
+        options = LiveOptions(source=source, weights=weights, device=device, size=size, saturation=saturation,
+                              record=record, window=not no_window, max_frames=max_frames,
+                              realtime=not as_fast_as_possible, smooth=smooth, overwrite=overwrite)
         # Ctrl-C is the normal way to stop a headless run: run_live finalises the recording and returns the summary.
         summary = run_live(options)
         write_report(report, summary)

@@ -32,6 +32,8 @@ DEFAULT_SIZE = 256
 DEFAULT_VIDEO_SIZE = 192
 # A long, thin frame is not allowed to blow the working size up without bound (pixels, long side).
 MAX_WORKING_LONG_SIDE = 1024
+# --saturation's upper end: at 4x even the network's mildest tints reach the edge of the colour range.
+MAX_SATURATION = 4.0
 
 
 def cpu_has_fast_bfloat16() -> bool:
@@ -97,8 +99,13 @@ class Colorizer:
     device: torch.device
     weights: str = "default"
     metadata: dict = field(default_factory=dict)
+    # The user's colour strength on top of the weights' fitted chroma_gain: 0 gives the gray picture, 1 the
+    # network's best estimate, above 1 bolder (and more often wrong) colour. Chroma is clipped to its legal range.
+    saturation: float = 1.0
 
     def __post_init__(self):
+        if not 0.0 <= self.saturation <= MAX_SATURATION:
+            raise ValueError(f"saturation must be between 0 and {MAX_SATURATION:g}, not {self.saturation:g}")
         # A private copy with BatchNorm folded into the convolutions: the caller's model (during training, the one
         # being trained) is left as it was.
         model = fuse_batchnorm(copy.deepcopy(self.model)).to(self.device).eval()
@@ -145,10 +152,12 @@ class Colorizer:
             out = self.model(x).float()
             if self.config.output == "rgb":  # seed-cae predicts RGB; only its chroma is used (never its luma)
                 _, cb, cr = color.rgb_to_ycbcr(out[:, 0], out[:, 1], out[:, 2])
-                chroma = torch.stack([cb, cr], dim=1)
+                chroma = torch.stack([cb, cr], dim=1) * self.saturation
             else:
                 # chroma_gain: a scale fitted on training images after training (train/export.py --calibrate).
-                chroma = out * (self.config.chroma_gain / color.CHROMA_SCALE)
+                chroma = out * (self.config.chroma_gain * self.saturation / color.CHROMA_SCALE)
+            if self.saturation > 1.0:
+                chroma = chroma.clamp(-0.5, 0.5)
             # channels_last output -> plain N x 2 x h' x w' on the device, where the reordering is cheapest.
             return chroma.contiguous().cpu().numpy()
 
@@ -194,12 +203,13 @@ class Colorizer:
         return color.merge_luma_chroma(luma, self.colorize_luma(luma, size))
 
 
-def load_colorizer(weights: str = "default", device: str = "auto") -> Colorizer:
-    """Load bundled weights by name (see available_weights()) or a checkpoint by path, on 'auto', 'cpu' or 'cuda'."""
+def load_colorizer(weights: str = "default", device: str = "auto", saturation: float = 1.0) -> Colorizer:
+    """Load bundled weights by name (see available_weights()) or a checkpoint by path, on 'auto', 'cpu' or 'cuda';
+    saturation scales the predicted colour (0: gray, 1: as trained)."""
     from .weights import load_model
 
     dev = choose_device(device)
     model, config, metadata = load_model(weights)
     if device == "auto" and dev.type == "cpu":
         log.info("no CUDA GPU found; running on the CPU")
-    return Colorizer(model=model, config=config, device=dev, weights=weights, metadata=metadata)
+    return Colorizer(model=model, config=config, device=dev, weights=weights, metadata=metadata, saturation=saturation)

@@ -92,6 +92,7 @@ class LiveOptions:
     weights: str = "default"
     device: str = "auto"
     size: int | None = None  # working short side, pixels; None: DEFAULT_LIVE_SIZE
+    saturation: float = 1.0  # colour strength (Colorizer.saturation)
     record: Path | str | None = None  # also write the colorized stream here (.mp4, .mkv, .mov)
     window: bool = True
     max_frames: int = 0  # stop after this many shown frames; 0: until the source ends (or q / Ctrl-C)
@@ -547,7 +548,7 @@ def run_live(options: LiveOptions, on_frame: Callable[[np.ndarray, np.ndarray], 
             if (recorder.width, recorder.height) != (width, height):
                 _note(f"recording {recorder.width}x{recorder.height}: yuv420p needs even sizes, the source is "
                       f"{width}x{height}")
-        colorizer = load_colorizer(options.weights, options.device)
+        colorizer = load_colorizer(options.weights, options.device, options.saturation)
         if colorizer.device.type == "cpu" and (os.cpu_count() or 1) <= SMALL_CPU_CORES \
                 and not os.environ.get("OMP_NUM_THREADS"):
             previous_threads = torch.get_num_threads()
@@ -749,4 +750,5 @@ class _LiveLoop:
             "smoothing": self.strength_on if self.controls.smoothing else 0.0,
             "device": str(self.colorizer.device),
             "weights": self.colorizer.weights,
+            "saturation": self.colorizer.saturation,
         }

@@ -350,6 +350,7 @@ def describe_run(src: Path, dst: Path, colorizer: Colorizer, info, working_shape
         "output": str(dst),
         "device": str(colorizer.device),
         "weights": colorizer.weights,
+        "saturation": colorizer.saturation,
         "working_size": [working_shape[1], working_shape[0]],
         "smoothing": strength,
         "scene_cuts": scene_cuts,
