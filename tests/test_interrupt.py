@@ -65,6 +65,7 @@ def test_signal_mid_run(long_clip, checkpoint, tmp_path, signal_number, exit_cod
             process.kill()
     assert process.returncode == exit_code, stderr
     assert elapsed < STOP_WITHIN_S
-    assert stderr.splitlines() == [f"vidcolor: {word}; no output written"]
+    assert stderr.splitlines() == [f"vidcolor: {word}; no output written (with --resume, finished segments survive "
+                                   "an interruption)"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.mp4"]
     assert dst.read_bytes() == b"an earlier result"

@@ -18,7 +18,7 @@ from click.testing import CliRunner
 from media import make_clip, read_video
 from vidcolor import color
 from vidcolor.cli import main
-from vidcolor.errors import InputError, VidcolorError
+from vidcolor.errors import InputError, Terminated, VidcolorError
 from vidcolor.live import (MAX_LIVE_SIZE, MIN_LIVE_SIZE, SIZE_STEP_PX, CapturedFrame, LiveControls, LiveOptions,
                            NewestFrameSlot, compose_view, parse_source, run_live)
 
@@ -148,26 +148,29 @@ def test_odd_sized_source_records_even_yuv420p(tmp_path, checkpoint):
     assert len(recorded["y"]) == 4
 
 
-def test_interrupt_finalises_the_recording(tmp_path, clip, checkpoint):
+@pytest.mark.parametrize("stop, ended", [(KeyboardInterrupt, "interrupted"), (Terminated, "terminated")])
+def test_interrupt_or_terminate_finalises_the_recording(tmp_path, clip, checkpoint, stop, ended):
     out = tmp_path / "interrupted.mp4"
     calls = []
 
     def interrupt_on_third(rgb, luma):
         calls.append(1)
         if len(calls) == 3:
-            raise KeyboardInterrupt  # what Ctrl-C raises in the main thread
+            raise stop  # what Ctrl-C (or SIGTERM, through the CLI's handler) raises in the main thread
 
     summary = run_live(options(clip, checkpoint, realtime=False, record=out), on_frame=interrupt_on_third)
-    assert summary["ended"] == "interrupted"
+    assert summary["ended"] == ended
     assert summary["record"] == str(out)
     assert len(read_video(out)["y"]) == summary["frames_recorded"] >= 2
     assert leftovers(tmp_path) == []
 
 
 @pytest.mark.slow  # a fresh interpreter imports torch: ~10 s on a busy 2-core machine
-def test_ctrl_c_on_the_command_line_prints_the_summary_and_keeps_the_recording(tmp_path, checkpoint):
+@pytest.mark.parametrize("stop, ended", [(signal.SIGINT, "interrupted"), (signal.SIGTERM, "terminated")])
+def test_ctrl_c_or_sigterm_on_the_command_line_prints_the_summary_and_keeps_the_recording(tmp_path, checkpoint,
+                                                                                          stop, ended):
     source = make_clip(tmp_path / "ten-seconds.mp4", frames=240, width=CLIP_W, height=CLIP_H, fps=CLIP_FPS)
-    out = tmp_path / "ctrl-c.mp4"
+    out = tmp_path / "stopped.mp4"
     command = [sys.executable, "-m", "vidcolor", "live", "--source", str(source), "--weights", str(checkpoint),
                "--device", "cpu", "--size", str(TEST_SIZE), "--no-window", "--record", str(out)]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -177,13 +180,13 @@ def test_ctrl_c_on_the_command_line_prints_the_summary_and_keeps_the_recording(t
         while not leftovers(tmp_path) and process.poll() is None and time.monotonic() < deadline:
             time.sleep(0.1)
         assert leftovers(tmp_path), "the recording never started"
-        process.send_signal(signal.SIGINT)
+        process.send_signal(stop)
         _, stderr = process.communicate(timeout=60)
     finally:
         if process.poll() is None:
             process.kill()
     assert process.returncode == 0, stderr
-    assert "live (interrupted):" in stderr and "Traceback" not in stderr
+    assert f"live ({ended}):" in stderr and "Traceback" not in stderr
     assert len(read_video(out)["y"]) >= 1
     assert leftovers(tmp_path) == []
 

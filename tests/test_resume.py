@@ -92,6 +92,8 @@ def test_interrupted_run_resumes_without_redoing_segments(runs, clip_with_audio,
         interrupt_after_commits(patch, 2)
         result = cli.video(clip_with_audio, dst, *SEGMENT_ARGS)
     assert result.exit_code == 130, result.output
+    assert result.stderr.splitlines() == ["vidcolor: interrupted; finished segments are kept; the same command "
+                                          "continues from the last one"]
     assert not dst.exists()
     manifest = json.loads((work_folder(dst) / "manifest.json").read_text())
     assert [s["frames"] for s in manifest["segments"]] == [4, 4]

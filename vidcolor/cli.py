@@ -17,23 +17,20 @@ from pathlib import Path
 import click
 
 from . import __version__
-from .errors import VidcolorError
+from .errors import Terminated, VidcolorError
 
 EXIT_INTERRUPTED = 130
 EXIT_TERMINATED = 143
 X264_PRESETS = ["ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow"]
 
 
-class Terminated(BaseException):
-    """Raised in the main thread by SIGTERM, so that cleanup (temporary files) runs as for Ctrl-C."""
-
-
 def _on_sigterm(signum, frame):
     raise Terminated()
 
 
-def run_guarded(job):
-    """Run job(); map failures to one line on stderr and the documented exit codes."""
+def run_guarded(job, after_stop: str = "no output written"):
+    """Run job(); map failures to one line on stderr and the documented exit codes. after_stop: what an interrupted
+    or terminated run leaves behind, and what to do next."""
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         return job()
@@ -41,10 +38,10 @@ def run_guarded(job):
         click.echo(f"vidcolor: error: {exc}", err=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
-        click.echo("vidcolor: interrupted; no output written", err=True)
+        click.echo(f"vidcolor: interrupted; {after_stop}", err=True)
         exit_now(EXIT_INTERRUPTED)
     except Terminated:
-        click.echo("vidcolor: terminated; no output written", err=True)
+        click.echo(f"vidcolor: terminated; {after_stop}", err=True)
         exit_now(EXIT_TERMINATED)
     except OSError as exc:
         # Disk full, permission changes mid-run...: the library already removed its temporary file.
@@ -185,7 +182,11 @@ def video(src, dst, weights, device, size, saturation, batch_size, smooth, crf, 
             click.echo(f"{dst}: {summary['frames']} frames in {summary['seconds']:.1f} s "
                        f"({summary['fps']:.1f} frames/s on {summary['device']}), audio {summary['audio']}", err=True)
 
-    run_guarded(job)
+    if resume:
+        after_stop = "finished segments are kept; the same command continues from the last one"
+    else:
+        after_stop = "no output written (with --resume, finished segments survive an interruption)"
+    run_guarded(job, after_stop)
 
 
 def damage_note(summary: dict) -> str:

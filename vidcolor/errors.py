@@ -22,3 +22,8 @@ class WeightsError(VidcolorError):
 
 class DeviceError(VidcolorError):
     """The requested compute device is not available."""
+
+
+class Terminated(BaseException):
+    """Raised in the main thread by SIGTERM (the CLI installs the handler), so that cleanup runs as for Ctrl-C.
+    A BaseException, like KeyboardInterrupt: `except Exception` must not swallow a request to stop."""

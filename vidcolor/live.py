@@ -35,7 +35,7 @@ import torch
 
 from . import color
 from .colorizer import Colorizer, load_colorizer, resize_plane
-from .errors import InputError, OutputError, VidcolorError
+from .errors import InputError, OutputError, Terminated, VidcolorError
 from .pipeline import check_output, partial_path, remove_quietly
 from .smoothing import DEFAULT_STRENGTH, ChromaSmoother
 from .video_io import EncoderSettings, VideoInfo, VideoWriter
@@ -523,7 +523,8 @@ def run_live(options: LiveOptions, on_frame: Callable[[np.ndarray, np.ndarray], 
 
     on_frame(rgb, luma), if given, is called with every shown frame (uint8 RGB H x W x 3 and its source luma H x W).
     Returns a flat summary (numbers and strings only), the CLI's --report.
-    Ctrl-C ends the run like q: the recording is finalised and the summary returned (ended == "interrupted").
+    Ctrl-C ends the run like q: the recording is finalised and the summary returned (ended == "interrupted"); so
+    does SIGTERM where the CLI turned it into errors.Terminated (ended == "terminated").
     """
     size, strength = _validate(options)
     spec = parse_source(options.source)
@@ -564,8 +565,10 @@ def run_live(options: LiveOptions, on_frame: Callable[[np.ndarray, np.ndarray], 
             loop.run(slot)
         except KeyboardInterrupt:
             loop.ended = "interrupted"
+        except Terminated:  # SIGTERM (kill, docker stop, systemd): a request to stop, like Ctrl-C, not a crash
+            loop.ended = "terminated"
         recorded = False
-        with _sigint_ignored():  # a second Ctrl-C must not cut the camera's release or the file's finalisation short
+        with _stop_signals_ignored():  # a second Ctrl-C or SIGTERM must not cut the release or finalisation short
             capture_thread.stop.set()
             capture_thread.join(CAPTURE_JOIN_S)
             if recorder is not None:
@@ -591,18 +594,21 @@ def run_live(options: LiveOptions, on_frame: Callable[[np.ndarray, np.ndarray], 
             cv2.waitKey(1)  # lets the GUI backend actually close the window
 
 
-class _sigint_ignored:
-    """Ctrl-C does nothing within the block: the run is already stopping (main thread only; elsewhere a no-op)."""
+class _stop_signals_ignored:
+    """Ctrl-C and SIGTERM do nothing within the block: the run is already stopping (main thread only; elsewhere a
+    no-op)."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
     def __enter__(self):
-        self.previous = None
+        self.previous = {}
         if threading.current_thread() is threading.main_thread():
-            self.previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+            self.previous = {number: signal.signal(number, signal.SIG_IGN) for number in self.SIGNALS}
         return self
 
     def __exit__(self, *exc):
-        if self.previous is not None:
-            signal.signal(signal.SIGINT, self.previous)
+        for number, handler in self.previous.items():
+            signal.signal(number, handler)
         return False
 
 
