@@ -302,6 +302,20 @@ def test_smoothing_strength_of_one_is_refused(clip, checkpoint):
         run_live(options(clip, checkpoint, smooth=1.0))
 
 
+def test_saturation_out_of_range_is_refused_before_anything_opens(tmp_path, clip, checkpoint):
+    with pytest.raises(VidcolorError, match="saturation"):
+        run_live(options(clip, checkpoint, saturation=5.0, record=tmp_path / "never.mp4"))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_saturation_zero_records_a_gray_picture(tmp_path, clip, checkpoint):
+    out = tmp_path / "gray.mp4"
+    summary = run_live(options(clip, checkpoint, realtime=False, record=out, saturation=0.0, max_frames=3))
+    assert summary["saturation"] == 0.0
+    chroma = np.concatenate([np.ravel(plane) for plane in read_video(out)["u"] + read_video(out)["v"]])
+    assert np.abs(chroma.astype(int) - 128).max() <= 1  # no colour beyond the encoder's rounding
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # parts
 

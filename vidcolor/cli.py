@@ -159,8 +159,8 @@ def main():
                    "after an interruption to continue from the last completed segment.")
 @click.option("--segment-frames", default=1000, show_default=True, type=click.IntRange(1),
               help="With --resume: frames per segment (the most work an interruption loses).")
-def video(src, dst, weights, device, size, saturation, batch_size, smooth, crf, preset, codec, no_audio, overwrite, quiet, report,
-          resume, segment_frames):
+def video(src, dst, weights, device, size, saturation, batch_size, smooth, crf, preset, codec, no_audio, overwrite,
+          quiet, report, resume, segment_frames):
     """Colorize the video IN into OUT, keeping its size, timing and audio."""
 
     def job():
@@ -266,7 +266,8 @@ def raise_error(message: str):
               help="Temporal smoothing strength, 0 (off) to below 1; s toggles it. [default: 0.8]")
 @click.option("-y", "--overwrite", is_flag=True, help="Replace the --record file if it exists.")
 @click.option("--report", type=click.Path(dir_okay=False), help="Write the summary as flat JSON here.")
-def live(source, weights, device, size, saturation, record, no_window, max_frames, as_fast_as_possible, smooth, overwrite, report):
+def live(source, weights, device, size, saturation, record, no_window, max_frames, as_fast_as_possible, smooth,
+         overwrite, report):
     """Colorize a webcam, stream or file in real time (keys: q/Esc quit, s smoothing, +/- size; Ctrl-C stops too)."""
 
     def job():
