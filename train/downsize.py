@@ -64,6 +64,7 @@ def write_atomically(path: Path, data: bytes) -> None:
 @click.option("--quality", default=95, show_default=True, type=click.IntRange(1, 100),
               help="JPEG and WebP quality of the copies (PNG stays lossless).")
 def main(source: Path, destination: Path, train_size: int, quality: int) -> None:
+    """Copy SOURCE's colour images into DESTINATION, shrunk to what training at --train-size uses."""
     source_dir, destination_dir = source.resolve(), destination.resolve()
     if destination_dir == source_dir or source_dir in destination_dir.parents:
         # Inside the source, a second run would find its own copies and train on them twice.
