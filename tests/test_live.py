@@ -19,6 +19,7 @@ from media import make_clip, read_video
 from vidcolor import color
 from vidcolor.cli import main
 from vidcolor.errors import InputError, Terminated, VidcolorError
+from vidcolor.colorizer import MAX_SATURATION
 from vidcolor.live import (MAX_LIVE_SIZE, MIN_LIVE_SIZE, SIZE_STEP_PX, CapturedFrame, LiveControls, LiveOptions,
                            NewestFrameSlot, compose_view, parse_source, run_live)
 
@@ -370,6 +371,31 @@ def test_keys():
     assert controls.size == MAX_LIVE_SIZE
     assert controls.handle_key(ord("q")) == "quit" and controls.handle_key(27) == "quit"
     assert controls.handle_key(ord("x")) is None
+
+
+def test_colour_keys_step_the_saturation_within_range():
+    controls = LiveControls(size=160, smoothing=True, saturation=1.1)
+    assert controls.handle_key(ord("]")) == "saturation" and controls.saturation == 1.25
+    assert controls.handle_key(ord("[")) == "saturation" and controls.saturation == 1.0
+    controls.handle_key(ord("["))
+    assert controls.saturation == 0.75
+    for _ in range(10):
+        controls.handle_key(ord("["))
+    assert controls.saturation == 0.0
+    for _ in range(30):
+        controls.handle_key(ord("]"))
+    assert controls.saturation == MAX_SATURATION
+
+
+def test_colour_key_reaches_the_colorizer(checkpoint):
+    from vidcolor.colorizer import load_colorizer
+    from vidcolor.live import _LiveLoop
+
+    colorizer = load_colorizer(str(checkpoint), "cpu", saturation=0.5)
+    loop = _LiveLoop(LiveOptions(window=False), colorizer, None, size=160, strength=0.8, recorder=None, on_frame=None)
+    assert loop.controls.saturation == 0.5
+    assert loop._handle_keys(ord("]")) is False  # not a request to quit
+    assert colorizer.saturation == 0.75 and "colour 0.75" in loop._status_lines()[0]
 
 
 def test_compose_view_is_side_by_side_and_fits_the_screen():

@@ -268,7 +268,8 @@ def raise_error(message: str):
 @click.option("--report", type=click.Path(dir_okay=False), help="Write the summary as flat JSON here.")
 def live(source, weights, device, size, saturation, record, no_window, max_frames, as_fast_as_possible, smooth,
          overwrite, report):
-    """Colorize a webcam, stream or file in real time (keys: q/Esc quit, s smoothing, +/- size; Ctrl-C stops too)."""
+    """Colorize a webcam, stream or file in real time (keys: q/Esc quit, s smoothing, +/- size, [/] colour; Ctrl-C
+    stops too)."""
 
     def job():
         from .live import LiveOptions, run_live

@@ -46,6 +46,7 @@ from .video_io import EncoderSettings, VideoInfo, VideoWriter
 DEFAULT_LIVE_SIZE = 160
 # The + and - keys change the working size by this much, within these bounds (pixels).
 SIZE_STEP_PX = 32
+SATURATION_STEP = 0.25  # [ and ] change the colour strength by this much
 MIN_LIVE_SIZE = 64
 MAX_LIVE_SIZE = 512
 
@@ -465,13 +466,16 @@ def compose_view(luma: np.ndarray, colorized_bgr: np.ndarray, lines: list[str]) 
 
 @dataclass
 class LiveControls:
-    """What the keys change while running: q/Esc quit, s toggles smoothing, + and - change the working size."""
+    """What the keys change while running: q/Esc quit, s toggles smoothing, + and - change the working size, [ and ]
+    the colour strength (saturation)."""
 
     size: int  # working short side, pixels
     smoothing: bool
+    saturation: float = 1.0
 
     def handle_key(self, key: int) -> str | None:
-        """Apply a key code from cv2.waitKey (-1: none). Returns "quit", "smoothing" (toggled), "size" or None."""
+        """Apply a key code from cv2.waitKey (-1: none). Returns "quit", "smoothing" (toggled), "size",
+        "saturation" or None."""
         if key < 0:
             return None
         key &= 0xFF
@@ -486,6 +490,13 @@ class LiveControls:
         if key in (ord("-"), ord("_")):
             self.size = max(MIN_LIVE_SIZE, self.size - SIZE_STEP_PX)
             return "size"
+        if key in (ord("["), ord("]")):
+            # To the next multiple of the step in that direction, so that down and up again lands where it started
+            # (from --saturation 1.1: ] gives 1.25, [ gives 1.0).
+            steps = self.saturation / SATURATION_STEP
+            steps = math.floor(steps + 1e-6) + 1 if key == ord("]") else math.ceil(steps - 1e-6) - 1
+            self.saturation = min(MAX_SATURATION, max(0.0, steps * SATURATION_STEP))
+            return "saturation"
         return None
 
 
@@ -618,7 +629,7 @@ class _LiveLoop:
     def __init__(self, options: LiveOptions, colorizer: Colorizer, source: OpenedSource, size: int, strength: float,
                  recorder: Recorder | None, on_frame):
         self.options, self.colorizer, self.source = options, colorizer, source
-        self.controls = LiveControls(size=size, smoothing=strength > 0)
+        self.controls = LiveControls(size=size, smoothing=strength > 0, saturation=colorizer.saturation)
         # s toggles smoothing; with --smooth 0 it toggles to the default strength.
         self.strength_on = strength if strength > 0 else DEFAULT_STRENGTH
         self.smoother = ChromaSmoother(self.strength_on)
@@ -709,6 +720,8 @@ class _LiveLoop:
             return True
         if action == "smoothing":
             self.smoother.reset()  # history from before the pause would be warped across unrelated frames
+        if action == "saturation":
+            self.colorizer.saturation = self.controls.saturation  # read by every predict call
         # Closing the window with its title-bar button counts as quitting.
         if self.shown > 0 and cv2.getWindowProperty(WINDOW_NAME, cv2.WND_PROP_VISIBLE) < 1:
             self.ended = "quit"
@@ -722,8 +735,8 @@ class _LiveLoop:
         latency = self.latencies_ms[-1] if self.latencies_ms else 0.0
         h, w = self.working_shape
         return [f"{fps:4.1f} fps  latency {latency:3.0f} ms  size {self.controls.size} ({w}x{h})  "
-                f"smoothing {'on' if self.controls.smoothing else 'off'}",
-                "q quit   s smoothing   +/- size"]
+                f"smoothing {'on' if self.controls.smoothing else 'off'}  colour {self.controls.saturation:g}",
+                "q quit   s smoothing   +/- size   [/] colour"]
 
     def summary(self, dropped: int, frames_read: int) -> dict:
         latencies = np.array(self.latencies_ms) if self.latencies_ms else np.zeros(1)
