@@ -77,3 +77,11 @@ def test_a_folder_without_images_is_an_error(tmp_path):
     (tmp_path / "empty").mkdir()
     result = CliRunner().invoke(downsize_main, [str(tmp_path / "empty"), str(tmp_path / "out")])
     assert result.exit_code == 1 and "no images found" in result.output
+
+
+def test_an_unwritable_destination_is_one_line(tmp_path):
+    source = make_tree(tmp_path / "source")
+    (tmp_path / "a-file").write_text("not a folder")
+    result = CliRunner().invoke(downsize_main, [str(source), str(tmp_path / "a-file" / "copy")])
+    assert result.exit_code == 1 and "cannot write" in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)

@@ -21,6 +21,7 @@ import numpy as np
 
 from .data import MIN_MEAN_CHROMA, list_images, mean_chroma, read_rgb
 
+
 def encode(rgb: np.ndarray, suffix: str, quality: int) -> bytes:
     bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
     if suffix in {".jpg", ".jpeg"}:
@@ -52,8 +53,11 @@ def write_atomically(path: Path, data: bytes) -> None:
     # A partial file left by an interrupted run would be a broken training image; write aside, then rename.
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(path.name + ".partial")
-    partial.write_bytes(data)
-    os.replace(partial, path)
+    try:
+        partial.write_bytes(data)
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)  # only still there if writing or renaming failed
 
 
 @click.command()
@@ -75,7 +79,10 @@ def main(source: Path, destination: Path, train_size: int, quality: int) -> None
     short_side = 2 * train_size  # CropSampler's default max_scale is 2
     written, gray, broken, before, after = 0, 0, 0, 0, 0
     for path in paths:
-        rgb = read_rgb(path)
+        try:
+            rgb = read_rgb(path)
+        except OSError:  # unreadable (permissions, a broken link): counted like an undecodable file
+            rgb = None
         if rgb is None:
             broken += 1
             continue
@@ -88,7 +95,10 @@ def main(source: Path, destination: Path, train_size: int, quality: int) -> None
             data = path.read_bytes()  # already small: copy the file as it is (re-encoding would only add artefacts)
         else:
             data = encode(small, target.suffix.lower(), quality)
-        write_atomically(target, data)
+        try:
+            write_atomically(target, data)
+        except OSError as exc:
+            raise click.ClickException(f"cannot write {target}: {exc.strerror or exc}") from None
         written += 1
         before += path.stat().st_size
         after += len(data)
