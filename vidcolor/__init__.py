@@ -1,7 +1,7 @@
 """vidcolor: colorize black-and-white video, stills and live streams.
 
 Public API (imported lazily, so `vidcolor --help` does not pay for torch):
-    load_colorizer(weights="default", device="auto") -> Colorizer
+    load_colorizer(weights="default", device="auto", saturation=1.0) -> Colorizer
     colorize_image(src, dst, colorizer, ...) / colorize_video(src, dst, colorizer, options)
     available_weights() -> list of bundled weights names
 """
