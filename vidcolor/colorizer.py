@@ -156,8 +156,8 @@ class Colorizer:
             else:
                 # chroma_gain: a scale fitted on training images after training (train/export.py --calibrate).
                 chroma = out * (self.config.chroma_gain * self.saturation / color.CHROMA_SCALE)
-            if self.saturation > 1.0:
-                chroma = chroma.clamp(-0.5, 0.5)
+            # A gain or saturation above 1 can push chroma past its legal range; the encoder and RGB need it inside.
+            chroma = chroma.clamp(-0.5, 0.5)
             # channels_last output -> plain N x 2 x h' x w' on the device, where the reordering is cheapest.
             return chroma.contiguous().cpu().numpy()
 
