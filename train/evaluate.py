@@ -15,7 +15,7 @@ import click
 import numpy as np
 
 from vidcolor import color
-from vidcolor.colorizer import DEFAULT_SIZE, Colorizer
+from vidcolor.colorizer import DEFAULT_SIZE, MAX_SATURATION, Colorizer
 
 from .data import list_images, read_rgb
 from .metrics import colourfulness, psnr, ssim
@@ -56,7 +56,7 @@ def format_table(result: dict) -> str:
 @click.option("--weights", default="default", show_default=True, help="Bundled weights name or checkpoint path.")
 @click.option("--device", default="auto", show_default=True)
 @click.option("--size", default=DEFAULT_SIZE, show_default=True, help="Working short side in pixels.")
-@click.option("--saturation", default=1.0, show_default=True, type=click.FloatRange(0, 4),
+@click.option("--saturation", default=1.0, show_default=True, type=click.FloatRange(0, MAX_SATURATION),
               help="Colour strength, as vidcolor's --saturation: shows what bolder or milder colour scores.")
 @click.option("--limit", default=0, help="Evaluate only the first N images (0: all).")
 @click.option("--report", type=click.Path(dir_okay=False), help="Write the results as JSON here.")

@@ -36,6 +36,12 @@ MAX_WORKING_LONG_SIDE = 1024
 MAX_SATURATION = 4.0
 
 
+def check_saturation(saturation: float) -> None:
+    """ValueError unless 0 <= saturation <= MAX_SATURATION (the Colorizer's bound, also checked up front by live)."""
+    if not 0.0 <= saturation <= MAX_SATURATION:
+        raise ValueError(f"saturation {saturation:g} is out of range; use 0 (gray) to {MAX_SATURATION:g}")
+
+
 def cpu_has_fast_bfloat16() -> bool:
     """True where the CPU computes bfloat16 natively; elsewhere bfloat16 is emulated and slower than float32."""
     try:
@@ -104,8 +110,7 @@ class Colorizer:
     saturation: float = 1.0
 
     def __post_init__(self):
-        if not 0.0 <= self.saturation <= MAX_SATURATION:
-            raise ValueError(f"saturation must be between 0 and {MAX_SATURATION:g}, not {self.saturation:g}")
+        check_saturation(self.saturation)
         # A private copy with BatchNorm folded into the convolutions: the caller's model (during training, the one
         # being trained) is left as it was.
         model = fuse_batchnorm(copy.deepcopy(self.model)).to(self.device).eval()

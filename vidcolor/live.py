@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 from . import color
-from .colorizer import MAX_SATURATION, Colorizer, load_colorizer, resize_plane
+from .colorizer import MAX_SATURATION, Colorizer, check_saturation, load_colorizer, resize_plane
 from .errors import InputError, OutputError, Terminated, VidcolorError
 from .pipeline import check_output, partial_path, remove_quietly
 from .smoothing import DEFAULT_STRENGTH, ChromaSmoother
@@ -511,8 +511,10 @@ def _validate(options: LiveOptions) -> tuple[int, float]:
     strength = DEFAULT_STRENGTH if options.smooth is None else float(options.smooth)
     if not 0.0 <= strength < 1.0:
         raise VidcolorError(f"smoothing strength {strength:g} is out of range; use 0 (off) up to below 1")
-    if not 0.0 <= options.saturation <= MAX_SATURATION:
-        raise VidcolorError(f"saturation {options.saturation:g} is out of range; use 0 (gray) to {MAX_SATURATION:g}")
+    try:
+        check_saturation(options.saturation)  # here, before the camera or the recording opens
+    except ValueError as exc:
+        raise VidcolorError(str(exc)) from None
     if options.max_frames < 0:
         raise VidcolorError("max frames must be 0 (no limit) or more")
     if options.open_timeout_s <= 0:
