@@ -36,7 +36,8 @@ def test_copy_keeps_layout_shrinks_large_images_and_skips_gray_and_broken(tmp_pa
     result = CliRunner().invoke(downsize_main, [str(source), str(tmp_path / "small"), "--train-size", "100"])
     assert result.exit_code == 0, result.output
     assert "2 images written" in result.output and "skipped 1 gray or near-gray, 1 unreadable" in result.output
-    written = sorted(p.relative_to(tmp_path / "small").as_posix() for p in (tmp_path / "small").rglob("*") if p.is_file())
+    copy = tmp_path / "small"
+    written = sorted(p.relative_to(copy).as_posix() for p in copy.rglob("*") if p.is_file())
     assert written == ["package/big.jpg", "package/nested/small.png"]
     big = read_rgb(tmp_path / "small" / "package" / "big.jpg")
     assert big.shape == (200, 300, 3)  # short side 2 x --train-size, aspect kept
