@@ -38,6 +38,9 @@ from .loop import TrainConfig, fit
               help="Validate and save an exponential moving average of the weights with this decay (0: off).")
 @click.option("--patience", default=0, help="Stop after N validations without improvement (0: never).")
 @click.option("--stop-after", default=0, help="Stop after N steps in this run (resume later with --resume).")
+@click.option("--hints/--no-hints", default=False,
+              help="Train the hint path (colour points, strokes, carried keyframes) of the --init network; its "
+                   "automatic path stays frozen, so what it does without hints does not change.")
 @click.option("--seed", default=0)
 @click.option("--device", default="auto")
 @click.option("--resume", type=click.Path(exists=True, dir_okay=False), help="last.pt of a run to continue.")

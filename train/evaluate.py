@@ -18,14 +18,23 @@ from vidcolor import color
 from vidcolor.colorizer import DEFAULT_SIZE, MAX_SATURATION, Colorizer
 
 from .data import list_images, read_rgb
+from .hints import inverse_distance_chroma, sample_points
 from .metrics import colourfulness, psnr, ssim
 
 
-def evaluate_images(colorizer: Colorizer, images: list[np.ndarray], size: int = DEFAULT_SIZE) -> dict:
-    rows = {k: [] for k in ("psnr", "ssim", "colourfulness", "gray_psnr", "gray_ssim", "truth_colourfulness")}
-    for rgb in images:
+def evaluate_images(colorizer: Colorizer, images: list[np.ndarray], size: int = DEFAULT_SIZE, hints: int = 0,
+                    seed: int = 0) -> dict:
+    """Mean PSNR, SSIM and colourfulness over images, next to the gray baseline; with hints=K, each image gets K
+    true colour points (train.hints.sample_points, seeded by seed and the image's position) and the plain
+    inverse-distance spread of the same points is scored as a second baseline."""
+    keys = ["psnr", "ssim", "colourfulness", "gray_psnr", "gray_ssim", "truth_colourfulness"]
+    if hints:
+        keys += ["idw_psnr", "idw_ssim", "idw_colourfulness"]
+    rows = {k: [] for k in keys}
+    for index, rgb in enumerate(images):
         luma = color.image_to_luma(rgb)
-        out = color.merge_luma_chroma(luma, colorizer.colorize_luma(luma, size))
+        given = sample_points(rgb, hints, seed * 100_003 + index) if hints else None
+        out = color.merge_luma_chroma(luma, colorizer.colorize_luma(luma, size, given))
         gray = np.repeat(luma[..., None], 3, axis=2)
         rows["psnr"].append(psnr(rgb, out))
         rows["ssim"].append(ssim(rgb, out))
@@ -33,6 +42,11 @@ def evaluate_images(colorizer: Colorizer, images: list[np.ndarray], size: int = 
         rows["gray_psnr"].append(psnr(rgb, gray))
         rows["gray_ssim"].append(ssim(rgb, gray))
         rows["truth_colourfulness"].append(colourfulness(rgb))
+        if hints:
+            spread = color.merge_luma_chroma(luma, inverse_distance_chroma(given, *luma.shape))
+            rows["idw_psnr"].append(psnr(rgb, spread))
+            rows["idw_ssim"].append(ssim(rgb, spread))
+            rows["idw_colourfulness"].append(colourfulness(spread))
     result = {k: float(np.mean(v)) for k, v in rows.items()}
     result["colourfulness_ratio"] = result["colourfulness"] / max(result["truth_colourfulness"], 1e-9)
     result["images"] = len(images)

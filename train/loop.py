@@ -29,6 +29,7 @@ from vidcolor.weights import WeightsError, load_model, read_checkpoint, save_che
 
 from .data import CropSampler, list_images, load_colour_images, to_luma_chroma
 from .evaluate import evaluate_images
+from .hints import sample_training_hints
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,15 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     resume: str | None = None
+    # Train the hint path (vidcolor.model.HintEncoder and the hint decoder) of a network started from --init, whose
+    # automatic path stays frozen: what the network does without hints stays exactly what --init did.
+    hints: bool = False
+    val_hints: tuple[int, ...] = (5, 20)  # points per val image when validating the hint path
+
+
+def hint_score(results: list[dict]) -> float:
+    """Best-checkpoint criterion for the hint path: the mean PSNR gain over gray across the validated point counts."""
+    return float(np.mean([r["psnr"] - r["gray_psnr"] for r in results]))
 
 
 def score(result: dict) -> float:
@@ -104,7 +114,7 @@ class WeightAverage:
                 average.copy_(current)
 
 
-def load_initial_weights(model: torch.nn.Module, arch: str, name_or_path: str) -> None:
+def load_initial_weights(model: torch.nn.Module, arch: str, name_or_path: str) -> ModelConfig:
     try:
         start, config, _ = load_model(name_or_path)
     except WeightsError as exc:
@@ -114,8 +124,19 @@ def load_initial_weights(model: torch.nn.Module, arch: str, name_or_path: str) -
                          "which train/ does not train as one; start from a single network's checkpoint")
     if config.arch != arch:
         raise SystemExit(f"--init: {name_or_path} holds a {config.arch} network, not {arch}")
-    # A bundled file's chroma_gain is not carried over: training fits the raw chroma, and export calibrates again.
-    model.load_state_dict(start.state_dict())
+    # A bundled file's chroma_gain is not carried over: training fits the raw chroma, and export calibrates again
+    # (except for the hint path's training, which keeps the automatic path and its gain as they are).
+    if getattr(model, "has_hints", False):
+        state = {k: v for k, v in start.state_dict().items() if not k.startswith("hint_")}
+        missing = model.load_state_dict(state, strict=False).missing_keys
+        if not config.hints:  # a plain network: its decoder is where the hint decoder starts
+            model.copy_decoder_to_hint_path()
+        else:
+            model.load_state_dict(start.state_dict())
+        del missing
+    else:
+        model.load_state_dict(start.state_dict())
+    return config
 
 
 class InterruptRequest:
@@ -181,14 +202,23 @@ def fit(cfg: TrainConfig, log=lambda msg: tqdm.write(msg)) -> Path:
         raise SystemExit(f"no colour training images under {cfg.data}")
 
     model_config: ModelConfig = default_config(cfg.arch)
+    if cfg.hints:
+        if cfg.arch != "effnet-unet" or not (cfg.init or cfg.resume):
+            raise SystemExit("--hints trains the hint path of an effnet-unet started from --init (e.g. default)")
+        model_config = replace(model_config, hints=True)
     model = build_model(model_config).to(device)
     if cfg.pretrained and cfg.arch == "effnet-unet" and not cfg.resume:
         from .pretrained import load_imagenet_encoder
 
         log(f"ImageNet encoder: {load_imagenet_encoder(model)} tensors loaded")
     if cfg.init and not cfg.resume:
-        load_initial_weights(model, cfg.arch, cfg.init)
+        init_config = load_initial_weights(model, cfg.arch, cfg.init)
         log(f"initial weights: {cfg.init}")
+        if cfg.hints:
+            model_config = replace(model_config, chroma_gain=init_config.chroma_gain,
+                                   decoder_channels=init_config.decoder_channels)
+    elif cfg.resume and cfg.hints:
+        model_config = ModelConfig.from_dict(read_checkpoint(cfg.resume)["config"])
     model = model.to(memory_format=torch.channels_last)
     # Two parameter groups, so that a pretrained encoder can learn more slowly than the new decoder
     # (--encoder-lr-scale); "scale" is each group's share of the scheduled learning rate.
@@ -196,17 +226,24 @@ def fit(cfg: TrainConfig, log=lambda msg: tqdm.write(msg)) -> Path:
     encoder_ids = {id(p) for p in encoder.parameters()} if encoder is not None else set()
     groups = [{"params": [p for p in model.parameters() if id(p) in encoder_ids], "scale": cfg.encoder_lr_scale},
               {"params": [p for p in model.parameters() if id(p) not in encoder_ids], "scale": 1.0}]
+    if cfg.hints:  # only the hint path learns
+        groups = [{"params": [p for name, p in model.named_parameters() if name.startswith("hint_")], "scale": 1.0}]
     optimizer = torch.optim.AdamW([g for g in groups if g["params"]], lr=cfg.lr, weight_decay=cfg.weight_decay)
     # --encoder-lr-scale 0 freezes the encoder outright: no gradients through it (a faster step) and its batch-norm
     # statistics kept as loaded, so ImageNet features stay exactly what ImageNet made them.
-    frozen_encoder = encoder is not None and cfg.encoder_lr_scale == 0
+    frozen_encoder = encoder is not None and (cfg.encoder_lr_scale == 0 or cfg.hints)
     if frozen_encoder:
         encoder.requires_grad_(False)
+    automatic_path = [model.decoder, model.head] if cfg.hints else []
+    for module in automatic_path:
+        module.requires_grad_(False)
 
     def train_mode():
         model.train()
         if frozen_encoder:
             encoder.eval()
+        for module in automatic_path:
+            module.eval()
 
     average = WeightAverage(model, cfg.ema) if cfg.ema else None
     sampler = CropSampler(train_images, model_config.fixed_size or cfg.size, seed=cfg.seed, tone=cfg.augment,
@@ -264,8 +301,12 @@ def fit(cfg: TrainConfig, log=lambda msg: tqdm.write(msg)) -> Path:
             luma = luma.contiguous(memory_format=torch.channels_last)
             for group in optimizer.param_groups:
                 group["lr"] = lr_at(step) * group["scale"]
+            hints = None
+            if cfg.hints:
+                hints = torch.from_numpy(sample_training_hints(chroma.cpu().numpy(), sampler.rng)).to(device)
+                hints = hints.contiguous(memory_format=torch.channels_last)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
-                pred = model(luma)
+                pred = model(luma) if hints is None else model(luma, hints)
             pred = pred.float()
             if model_config.output == "rgb":
                 loss = F.mse_loss(pred, target_rgb)  # the report's objective
@@ -297,9 +338,17 @@ def fit(cfg: TrainConfig, log=lambda msg: tqdm.write(msg)) -> Path:
                 break
             if step % cfg.val_every == 0 or step == total_steps:
                 colorizer = Colorizer(model=shipped, config=model_config, device=device)
-                result = evaluate_images(colorizer, val_images, cfg.val_size)
+                if cfg.hints:
+                    by_count = [evaluate_images(colorizer, val_images, cfg.val_size, hints=k) for k in cfg.val_hints]
+                    result = dict(by_count[-1], by_points={k: r for k, r in zip(cfg.val_hints, by_count)})
+                    for k, r in zip(cfg.val_hints, by_count):
+                        log(f"step {step}, {k} points: PSNR {r['psnr']:.2f} (inverse distance {r['idw_psnr']:.2f}, "
+                            f"gray {r['gray_psnr']:.2f})")
+                else:
+                    result = evaluate_images(colorizer, val_images, cfg.val_size)
                 train_mode()
-                result.update(step=step, loss=float(loss.item()), score=score(result))
+                result.update(step=step, loss=float(loss.item()),
+                              score=hint_score(by_count) if cfg.hints else score(result))
                 history.append(result)
                 with open(out / "metrics.jsonl", "a") as f:
                     f.write(json.dumps(result) + "\n")

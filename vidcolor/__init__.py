@@ -2,7 +2,9 @@
 
 Public API (imported lazily, so `vidcolor --help` does not pay for torch):
     load_colorizer(weights="default", device="auto", saturation=1.0) -> Colorizer
-    colorize_image(src, dst, colorizer, ...) / colorize_video(src, dst, colorizer, options)
+    colorize_image(src, dst, colorizer, ..., hints=None) / colorize_video(src, dst, colorizer, options)
+    Hints, ColorPoint, load_hints(path, width, height): colour hints (points, strokes, keyframe colour)
+    VideoOptions(keyframes=DIR): colour keyframes carried through a video
     available_weights() -> list of bundled weights names
 """
 from __future__ import annotations
@@ -18,6 +20,9 @@ _LAZY = {
     "colorize_video": "pipeline",
     "VideoOptions": "pipeline",
     "available_weights": "weights",
+    "Hints": "guidance",
+    "ColorPoint": "guidance",
+    "load_hints": "guidance",
 }
 
 

@@ -207,13 +207,19 @@ def damage_note(summary: dict) -> str:
 @click.option("-o", "--output", "output", required=True, type=click.Path(path_type=Path),
               help="An image file (one input) or a directory (created) for the outputs.")
 @model_options
+@click.option("--hints", type=click.Path(path_type=Path),
+              help="Colour hints: a JSON points file ({\"points\": [{\"x\": 120, \"y\": 45, \"color\": \"#c83c28\"}]}, "
+                   "pixels of IN, optional \"radius\"), a PNG of IN's size with strokes on a transparent layer, "
+                   "or a folder with <input stem>.json or .png per input.")
 @click.option("-y", "--overwrite", is_flag=True, help="Replace existing outputs.")
 @click.option("--report", type=click.Path(dir_okay=False), help="Write a JSON summary here.")
-def image(inputs, output, weights, device, size, saturation, overwrite, report):
-    """Colorize still images from their luminance; each output keeps its input's size."""
+def image(inputs, output, weights, device, size, saturation, hints, overwrite, report):
+    """Colorize still images from their luminance; each output keeps its input's size. With --hints, the colours
+    you give are kept where you put them and spread over the surfaces around them."""
 
     def job():
         from .colorizer import load_colorizer
+        from .guidance import hints_for
         from .pipeline import IMAGE_SUFFIXES, check_output, colorize_image, read_image
 
         single_file = len(inputs) == 1 and output.suffix.lower() in IMAGE_SUFFIXES and not output.is_dir()
@@ -227,8 +233,10 @@ def image(inputs, output, weights, device, size, saturation, overwrite, report):
         if len(set(names)) != len(names):
             raise_error("two inputs have the same file name and would write the same output; use separate runs")
         # Every check before any work, so that a bad input or output leaves nothing written.
+        given = {}
         for src, _ in targets:
-            read_image(src)  # decoded here and again below: cheap next to the network
+            rgb, _ = read_image(src)  # decoded here and again below: cheap next to the network
+            given[src] = hints_for(hints, src, rgb.shape[1], rgb.shape[0])  # a bad hint file fails before any work
         if not single_file:
             if not output.parent.is_dir():
                 raise_error(f"output folder {output.parent} does not exist; create it first")
@@ -236,7 +244,8 @@ def image(inputs, output, weights, device, size, saturation, overwrite, report):
         for src, dst in targets:
             check_output(src, dst, overwrite)
         colorizer = load_colorizer(weights, device, saturation)
-        results = [colorize_image(src, dst, colorizer, size=size, overwrite=overwrite) for src, dst in targets]
+        results = [colorize_image(src, dst, colorizer, size=size, overwrite=overwrite, hints=given[src])
+                   for src, dst in targets]
         write_report(report, {"images": results, "device": str(colorizer.device), "weights": weights,
                               "saturation": saturation})
         for r in results:

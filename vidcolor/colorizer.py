@@ -11,15 +11,19 @@ import logging
 import math
 import os
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 import torch
 
 from . import color
-from .errors import DeviceError
+from .errors import DeviceError, WeightsError
 from .fusion import fuse_batchnorm, fuse_onednn
 from .model import ModelConfig
+
+if TYPE_CHECKING:
+    from .guidance import Hints
 
 log = logging.getLogger("vidcolor")
 
@@ -134,9 +138,17 @@ class Colorizer:
             return self.config.fixed_size, self.config.fixed_size
         return working_shape(height, width, size)
 
+    @property
+    def takes_hints(self) -> bool:
+        return self.config.hints
+
     @torch.inference_mode()
-    def predict(self, luma: np.ndarray) -> np.ndarray:
+    def predict(self, luma: np.ndarray, hints: np.ndarray | None = None) -> np.ndarray:
         """luma: N x h x w float32 in [0, 1] at working size -> chroma N x 2 x h' x w' float32 in [-0.5, 0.5].
+
+        hints: None, or N x HINT_CHANNELS x h x w (Hints.to_network) for weights that take hints. A frame whose hint
+        mask is empty takes the automatic path, exactly as without hints; the others the hint path. --saturation
+        scales automatic colour only: hinted colour is what the hints say.
 
         h' x w' is the network's output size (h/2 x w/2 for effnet-unet); callers resize it to what they need.
         The result is C-contiguous, so that OpenCV and numpy use each chroma plane without another copy.
@@ -145,19 +157,40 @@ class Colorizer:
         still does not fit raises DeviceError.
         """
         luma = np.ascontiguousarray(luma, dtype=np.float32)
+        if hints is not None:
+            if not self.takes_hints:
+                raise WeightsError(f"weights {self.weights!r} take no colour hints; use weights that do (default)")
+            hinted = hints[:, 2].reshape(len(hints), -1).max(axis=1) > 0
+            if not hinted.any():
+                hints = None
+            elif not hinted.all():  # two groups, each through its own path, put back in frame order
+                out = None
+                for group in (hinted, ~hinted):
+                    part = self.predict(luma[group], hints[group] if group is hinted else None)
+                    if out is None:
+                        out = np.empty((len(luma), *part.shape[1:]), np.float32)
+                    out[group] = part
+                return out
         # The model's own dtype: float16 on CUDA, float32 on the CPU unless the Colorizer chose otherwise.
         model_dtype = next(self.model.parameters()).dtype
 
-        def run(batch: np.ndarray) -> np.ndarray:
+        def run(batch: np.ndarray, batch_hints: np.ndarray | None) -> np.ndarray:
             x = torch.from_numpy(batch)[:, None]  # n x 1 x h x w
+            g = None if batch_hints is None else torch.from_numpy(np.ascontiguousarray(batch_hints, np.float32))
             if self.device.type == "cuda":
                 # Pinned memory lets the copy run asynchronously; the model call queues behind it on the stream.
                 x = x.pin_memory().to(self.device, non_blocking=True)
+                g = None if g is None else g.pin_memory().to(self.device, non_blocking=True)
             x = x.to(dtype=model_dtype).contiguous(memory_format=torch.channels_last)
-            out = self.model(x).float()
+            if g is None:
+                out = self.model(x).float()
+            else:
+                out = self.model(x, g.to(dtype=model_dtype).contiguous(memory_format=torch.channels_last)).float()
             if self.config.output == "rgb":  # seed-cae predicts RGB; only its chroma is used (never its luma)
                 _, cb, cr = color.rgb_to_ycbcr(out[:, 0], out[:, 1], out[:, 2])
                 chroma = torch.stack([cb, cr], dim=1) * self.saturation
+            elif g is not None:
+                chroma = out / color.CHROMA_SCALE  # the hint path is trained on the true chroma: no fitted gain
             else:
                 # chroma_gain: a scale fitted on training images after training (train/export.py --calibrate).
                 chroma = out * (self.config.chroma_gain * self.saturation / color.CHROMA_SCALE)
@@ -167,14 +200,14 @@ class Colorizer:
             return chroma.contiguous().cpu().numpy()
 
         if len(luma) == 0:
-            return run(luma)
+            return run(luma, hints)
         limit = min(len(luma), self._batch_limit or len(luma))
         parts = []
         start = 0
         while start < len(luma):
             out_of_memory = False
             try:
-                parts.append(run(luma[start:start + limit]))
+                parts.append(run(luma[start:start + limit], None if hints is None else hints[start:start + limit]))
                 start += limit
             except torch.OutOfMemoryError:
                 # The traceback still holds the failed batch's tensors: free the cache only after leaving this block.
@@ -194,18 +227,24 @@ class Colorizer:
                             self.device.type.upper(), previous, limit)
         return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
-    def colorize_luma(self, luma: np.ndarray, size: int = DEFAULT_SIZE) -> np.ndarray:
-        """Full-resolution uint8 luma H x W -> chroma 2 x H x W float32 in [-0.5, 0.5]."""
+    def colorize_luma(self, luma: np.ndarray, size: int = DEFAULT_SIZE, hints: "Hints | None" = None) -> np.ndarray:
+        """Full-resolution uint8 luma H x W -> chroma 2 x H x W float32 in [-0.5, 0.5], following hints if given."""
         height, width = luma.shape
         h, w = self.working_shape(height, width, size)
         small = resize_plane(luma, h, w).astype(np.float32) / 255.0
-        chroma = self.predict(small[None])[0]
-        return np.stack([resize_plane(c, height, width) for c in chroma])
+        planes = None
+        if hints is not None and not hints.is_empty():
+            planes = hints.to_network(height, width, h, w)[None]
+        chroma = self.predict(small[None], planes)[0]
+        full = np.stack([resize_plane(c, height, width) for c in chroma])
+        if planes is not None:
+            hints.enforce(full, chroma)
+        return full
 
-    def colorize_rgb(self, rgb: np.ndarray, size: int = DEFAULT_SIZE) -> np.ndarray:
+    def colorize_rgb(self, rgb: np.ndarray, size: int = DEFAULT_SIZE, hints: "Hints | None" = None) -> np.ndarray:
         """uint8 RGB (or gray) image -> colorized uint8 RGB of the same size, built on the image's own luma."""
         luma = rgb if rgb.ndim == 2 else color.image_to_luma(rgb)
-        return color.merge_luma_chroma(luma, self.colorize_luma(luma, size))
+        return color.merge_luma_chroma(luma, self.colorize_luma(luma, size, hints))
 
 
 def load_colorizer(weights: str = "default", device: str = "auto", saturation: float = 1.0) -> Colorizer:

@@ -48,13 +48,18 @@ def fuse_batchnorm(model: nn.Module) -> nn.Module:
         for conv_name, bn_name in pairs:
             setattr(block, conv_name, fuse_conv_bn_eval(getattr(block, conv_name), getattr(block, bn_name)))
             setattr(block, bn_name, nn.Identity())
-    for stage in model.decoder:
+    for stage in decoder_stages(model):
         for sequence in (stage.mix, stage.refine):
             for i in range(1, len(sequence)):
                 if isinstance(sequence[i], nn.BatchNorm2d) and isinstance(sequence[i - 1], nn.Conv2d):
                     sequence[i - 1] = fuse_conv_bn_eval(sequence[i - 1], sequence[i])
                     sequence[i] = nn.Identity()
     return model
+
+
+def decoder_stages(model: EffNetUNet) -> list[nn.Module]:
+    """The automatic decoder's stages, and the hint decoder's where the network takes hints."""
+    return [*model.decoder, *(model.hint_decoder if model.has_hints else [])]
 
 
 class OneDNNConv(nn.Module):
@@ -88,7 +93,9 @@ def _conv_activation_pairs(model: EffNetUNet) -> list[tuple[nn.Module, str, str]
         if block.has_expand:
             pairs.append((block, "_expand_conv", "_act0"))
         pairs.append((block, "_depthwise_conv", "_act1"))
-    for stage in model.decoder:
+    if model.has_hints:
+        pairs += [(branch, "0", "1") for branch in model.hint_encoder.branches]
+    for stage in decoder_stages(model):
         for sequence in (stage.mix, stage.refine):
             layers = list(sequence)
             for i, layer in enumerate(layers):
@@ -136,9 +143,18 @@ def fuse_onednn(model: nn.Module) -> nn.Module:
         fused = _rewrite(model)
         # An odd size, so that the padding and the crop back to the frame are exercised too.
         probe = torch.rand(2, 1, 70, 94).to(parameter.dtype).contiguous(memory_format=torch.channels_last)
+        # Hints of both kinds on the probe: a few points and a patch of soft (carried) hints.
+        hints = torch.zeros(2, 3, 70, 94)
+        hints[:, :2, 10:30, 20:50] = torch.rand(2, 2, 1, 1) * 2 - 1
+        hints[:, 2, 10:30, 20:50] = 0.6
+        hints[0, :, 50, 80] = torch.tensor([0.4, -0.3, 1.0])
+        hints = hints.to(parameter.dtype).contiguous(memory_format=torch.channels_last)
         with torch.inference_mode():
             expected = model(probe).float()
             got = fused(probe).float()
+            if model.has_hints:
+                expected = torch.cat([expected, model(probe, hints).float()])
+                got = torch.cat([got, fused(probe, hints).float()])
         # The same arithmetic in another order: equal to within rounding (bfloat16 has 8 bits of mantissa).
         tolerance = 1e-4 if parameter.dtype == torch.float32 else 3e-2
         if got.shape != expected.shape or not torch.allclose(got, expected, atol=tolerance, rtol=0):

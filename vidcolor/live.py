@@ -36,7 +36,7 @@ import torch
 from . import color
 from .colorizer import MAX_SATURATION, Colorizer, check_saturation, load_colorizer, resize_plane
 from .errors import InputError, OutputError, Terminated, VidcolorError
-from .pipeline import check_output, partial_path, remove_quietly
+from .files import check_output, partial_path, remove_quietly
 from .smoothing import DEFAULT_STRENGTH, ChromaSmoother
 from .video_io import EncoderSettings, VideoInfo, VideoWriter
 

@@ -38,6 +38,8 @@ class ModelConfig:
     chroma_gain: float = 1.0
     # effnet-unet-ensemble: how many effnet-unet networks it averages.
     members: int = 1
+    # effnet-unet: also take colour hints (hint chroma + hint mask, see HintEncoder) through a second decoder.
+    hints: bool = False
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -191,36 +193,110 @@ class DecoderStage(nn.Module):
         return x + self.refine(x)
 
 
+# Hint channels: Cb and Cr of the hinted colour (times CHROMA_SCALE, so in [-1, 1]; 0 where there is no hint) and
+# the hint mask, the trust in each hint from 0 (none) to 1 (a colour the user chose).
+HINT_CHANNELS = 3
+HINT_WIDTH = 32  # hidden channels of each scale's hint branch
+
+
+class HintEncoder(nn.Module):
+    """Hints -> one feature map per encoder tap (strides 2 to 32), added to the luma encoder's features.
+
+    At each stride the hints are summarised without learned weights: pooled hint chroma and mask, the mean hinted
+    colour where there is any (a normalised convolution: exact for a single point, whatever the pooling), and the
+    image's mean hinted colour and hint density. So a colour point reaches the deepest, coarsest features in one
+    step instead of through many convolutions, and the decoder learns where luma edges should stop it. The last
+    convolution of each branch starts at zero, so a new hint path starts as the automatic network.
+    """
+
+    INPUTS = 8  # pooled chroma (2), pooled mask (1), local mean colour (2), global mean colour (2), global density
+
+    def __init__(self):
+        super().__init__()
+        self.branches = nn.ModuleList(
+            nn.Sequential(nn.Conv2d(self.INPUTS, HINT_WIDTH, 3, padding=1), nn.ReLU(True),
+                          nn.Conv2d(HINT_WIDTH, channels, 1, bias=False))
+            for channels in EFFNET_TAP_CHANNELS
+        )
+        for branch in self.branches:
+            nn.init.zeros_(branch[-1].weight)
+
+    def forward(self, hints: torch.Tensor) -> list[torch.Tensor]:  # hints: N x 3 x H x W, H and W multiples of 32
+        mask = hints[:, 2:3]
+        chroma = hints[:, :2] * mask  # weighted by trust, for the normalised means below
+        hints = torch.cat([chroma, mask], dim=1)
+        total_mask = mask.sum(dim=(2, 3), keepdim=True)
+        global_mean = chroma.sum(dim=(2, 3), keepdim=True) / (total_mask + 1e-3)
+        density = total_mask / (hints.shape[2] * hints.shape[3])
+        features = []
+        for i, branch in enumerate(self.branches):
+            stride = 2 ** (i + 1)
+            pooled = F.avg_pool2d(hints, stride)
+            local_mean = pooled[:, :2] / (pooled[:, 2:3] + 1e-4)
+            size = pooled.shape[-2:]
+            summary = torch.cat([pooled, local_mean, global_mean.expand(-1, -1, *size),
+                                 density.expand(-1, -1, *size)], dim=1)
+            features.append(branch(summary))
+        return features
+
+
 class EffNetUNet(nn.Module):
-    """Luma -> chroma at half resolution. Works at any input size: padded to the encoder's stride of 32."""
+    """Luma (and, with config.hints, colour hints) -> chroma at half resolution. Works at any input size: padded
+    to the encoder's stride of 32.
+
+    With hints the luma encoder is shared and a second decoder and head (hint_decoder, hint_head) take its features
+    plus the HintEncoder's. The automatic path (no hints) is the plain network, untouched, so adding hints to a
+    trained network, or training its hint path, never changes what it does without hints; and a frame without
+    hints costs what it did before.
+    """
 
     STRIDE = 32
 
     def __init__(self, config: ModelConfig):
         super().__init__()
         self.encoder = EffNetLite0Encoder()
+        self.decoder, self.head = self._decoder(config)
+        self.has_hints = config.hints
+        if config.hints:
+            self.hint_encoder = HintEncoder()
+            self.hint_decoder, self.hint_head = self._decoder(config)
+
+    @staticmethod
+    def _decoder(config: ModelConfig) -> tuple[nn.ModuleList, nn.Conv2d]:
         widths = list(config.decoder_channels)
-        deep = EFFNET_TAP_CHANNELS[-1]
         skips = list(reversed(EFFNET_TAP_CHANNELS[:-1]))  # 112, 40, 24, 16
         stages = []
-        cin = deep
+        cin = EFFNET_TAP_CHANNELS[-1]
         for cskip, cout in zip(skips, widths):
             stages.append(DecoderStage(cin, cskip, cout))
             cin = cout
-        self.decoder = nn.ModuleList(stages)
-        self.head = nn.Conv2d(cin, 2, 3, padding=1)
+        return nn.ModuleList(stages), nn.Conv2d(cin, 2, 3, padding=1)
 
-    def forward(self, luma: torch.Tensor) -> torch.Tensor:  # luma: N x 1 x H x W in [0, 1]
+    def copy_decoder_to_hint_path(self) -> None:
+        """Start the hint path as the automatic one (with the HintEncoder's zero output: the same chroma)."""
+        self.hint_decoder.load_state_dict(self.decoder.state_dict())
+        self.hint_head.load_state_dict(self.head.state_dict())
+
+    def forward(self, luma: torch.Tensor, hints: torch.Tensor | None = None) -> torch.Tensor:
+        # luma: N x 1 x H x W in [0, 1]; hints: N x 3 x H x W (HINT_CHANNELS) or None for the automatic path
         h, w = luma.shape[-2:]
         pad_h = (-h) % self.STRIDE
         pad_w = (-w) % self.STRIDE
         if pad_h or pad_w:
             luma = F.pad(luma, (0, pad_w, 0, pad_h), mode="replicate")
         features = self.encoder(luma)
+        decoder, head = self.decoder, self.head
+        if hints is not None:
+            if not self.has_hints:
+                raise ValueError("these weights take no hints")
+            if pad_h or pad_w:
+                hints = F.pad(hints, (0, pad_w, 0, pad_h))  # no hints in the padding
+            features = [f + g for f, g in zip(features, self.hint_encoder(hints.to(features[0].dtype)))]
+            decoder, head = self.hint_decoder, self.hint_head
         x = features[-1]
-        for stage, skip in zip(self.decoder, reversed(features[:-1])):
+        for stage, skip in zip(decoder, reversed(features[:-1])):
             x = stage(x, skip)
-        chroma = torch.tanh(self.head(x))  # N x 2 x H/2 x W/2 (padded)
+        chroma = torch.tanh(head(x))  # N x 2 x H/2 x W/2 (padded)
         return chroma[..., : (h + 1) // 2, : (w + 1) // 2]
 
 

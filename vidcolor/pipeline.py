@@ -9,7 +9,6 @@ the GIL inside its kernels, as do PyAV's decoder and encoder, so the three stage
 """
 from __future__ import annotations
 
-import errno
 import os
 import queue
 import sys
@@ -18,12 +17,13 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from . import color
 from .colorizer import DEFAULT_SIZE, DEFAULT_VIDEO_SIZE, Colorizer, resize_plane
 from .errors import InputError, OutputError, VidcolorError
+from .files import as_output_error as _as_output_error, check_output, partial_path, remove_quietly
+from .image_io import IMAGE_SUFFIXES, read_image, write_image_atomic
 from .video_io import EncoderSettings, VideoReader, VideoWriter, check_video_output
 
 DEFAULT_BATCH_SIZE = 8
@@ -44,37 +44,6 @@ class VideoOptions:
     progress: bool = True
     resume: bool = False  # work in segments that an interrupted run can continue from (resume.py)
     segment_frames: int = DEFAULT_SEGMENT_FRAMES  # with resume only
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# output safety, shared by video and stills
-
-
-def check_output(src: Path, dst: Path, overwrite: bool) -> None:
-    """Refuse, before anything is opened for writing, an output that would clobber the input or an existing file."""
-    if dst.resolve() == src.resolve() or (dst.exists() and src.exists() and os.path.samefile(src, dst)):
-        raise OutputError(f"output {dst} is the input file itself; choose another output name")
-    parent = dst.parent
-    if not parent.is_dir():
-        raise OutputError(f"output folder {parent} does not exist; create it first")
-    if dst.is_dir():
-        raise OutputError(f"output {dst} is a directory; give a file name")
-    if dst.exists() and not overwrite:
-        raise OutputError(f"output {dst} already exists; pass -y/--overwrite to replace it")
-    if not os.access(parent, os.W_OK):
-        raise OutputError(f"output folder {parent} is not writable")
-
-
-def partial_path(dst: Path) -> Path:
-    """A hidden temporary name beside dst that keeps its suffix (PyAV and OpenCV pick the format from it)."""
-    return dst.with_name(f".{dst.stem}.vidcolor-{os.getpid()}.partial{dst.suffix}")
-
-
-def remove_quietly(path: Path) -> None:
-    try:
-        path.unlink()
-    except FileNotFoundError:
-        pass
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -131,18 +100,6 @@ def chroma_planes(chroma: np.ndarray, limited: bool, height: int, width: int) ->
     planes = resize_plane(np.ascontiguousarray(color.chroma_to_plane(chroma, limited).transpose(1, 2, 0)),
                           height, width)  # height x width x 2
     return planes[..., 0], planes[..., 1]
-
-
-def _as_output_error(exc: BaseException, dst: Path) -> BaseException:
-    """An OS or FFmpeg error while writing, as a one-line OutputError that names the output and says what to do."""
-    import av
-
-    if isinstance(exc, VidcolorError) or not isinstance(exc, (OSError, av.FFmpegError)):
-        return exc
-    if getattr(exc, "errno", None) == errno.ENOSPC:
-        return OutputError(f"writing {dst} failed: no space left on device; free some space and run again")
-    reason = getattr(exc, "strerror", None) or str(exc)
-    return OutputError(f"writing {dst} failed: {reason}")
 
 
 @dataclass
@@ -364,109 +321,27 @@ def describe_run(src: Path, dst: Path, colorizer: Colorizer, info, working_shape
 # ---------------------------------------------------------------------------------------------------------------
 # stills
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
-VIDEO_SUFFIXES = {".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".ts", ".wmv", ".flv", ".3gp"}
-# The first bytes of formats OpenCV reads, to tell "damaged" from "not an image at all".
-IMAGE_SIGNATURES = {b"\xff\xd8\xff": "JPEG", b"\x89PNG\r\n\x1a\n": "PNG", b"BM": "BMP", b"II*\x00": "TIFF",
-                    b"MM\x00*": "TIFF", b"RIFF": "WebP"}
+def colorize_image(src, dst, colorizer: Colorizer, size: int = DEFAULT_SIZE, overwrite: bool = False,
+                   hints=None) -> dict:
+    """Colorize one still from its luminance; the output has the input's size (and alpha, where the format allows).
 
-
-def _looks_like_video(path: Path, head: bytes) -> bool:
-    return path.suffix.lower() in VIDEO_SUFFIXES or head[4:8] == b"ftyp" or head[:4] == b"\x1a\x45\xdf\xa3"
-
-
-def _decode_quietly(data: np.ndarray, flags: int):
-    """cv2.imdecode without OpenCV's own warnings on stderr (a damaged file is reported by the caller, once)."""
-    previous = cv2.utils.logging.getLogLevel()
-    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
-    try:
-        return cv2.imdecode(data, flags)
-    except cv2.error:
-        return None
-    finally:
-        cv2.utils.logging.setLogLevel(previous)
-
-
-def read_image(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
-    """-> (uint8 RGB H x W x 3 with EXIF orientation applied, alpha H x W or None).
-
-    16-bit images are reduced to 8 bits (the model works on 8-bit luma); CMYK and gray JPEGs are converted to RGB.
-    A damaged file (truncated JPEG or PNG...) is refused rather than colorized with a gray or missing part.
+    hints: None (automatic colour), a Hints value, or a path as `vidcolor image --hints` takes it: a JSON points file,
+    a PNG stroke layer, or a folder with <input stem>.json or .png (vidcolor.guidance).
     """
-    if not path.exists():
-        raise InputError(f"input {path} does not exist")
-    if path.is_dir():
-        raise InputError(f"input {path} is a directory, not an image; pass the image files inside it")
-    try:
-        data = np.fromfile(str(path), dtype=np.uint8)
-    except PermissionError:
-        raise InputError(f"input {path} is not readable (permission denied)") from None
-    except OSError as exc:
-        raise InputError(f"input {path} cannot be read: {exc.strerror or exc}") from None
-    if data.size == 0:
-        raise InputError(f"input {path} is empty (0 bytes)")
-    raw = _decode_quietly(data, cv2.IMREAD_UNCHANGED)
-    if raw is None:
-        head = data[:16].tobytes()
-        kind = next((name for signature, name in IMAGE_SIGNATURES.items() if head.startswith(signature)), None)
-        if kind:
-            raise InputError(f"input {path} is a damaged or truncated {kind} file that cannot be decoded")
-        if _looks_like_video(path, head):
-            raise InputError(f"input {path} is a video, not an image; use `vidcolor {path} OUT.mp4`")
-        raise InputError(f"input {path} is not an image OpenCV can decode (PNG, JPEG, BMP, TIFF, WebP)")
-    alpha = None
-    if raw.ndim == 3 and raw.shape[2] == 4:
-        alpha = raw[..., 3]
-        bgr = raw[..., :3]
-    else:
-        # IMREAD_COLOR applies EXIF orientation and converts CMYK and gray to 8-bit BGR.
-        bgr = _decode_quietly(data, cv2.IMREAD_COLOR)
-        if bgr is None:
-            raise InputError(f"input {path} is an image OpenCV cannot convert to colour")
-    if bgr.dtype != np.uint8:  # 16-bit and float images: the model works on 8-bit luma
-        bgr = _to_uint8(bgr)
-        if alpha is not None:
-            alpha = _to_uint8(alpha)
-    return cv2.cvtColor(np.ascontiguousarray(bgr), cv2.COLOR_BGR2RGB), alpha
+    from .guidance import hints_for
 
-
-def _to_uint8(image: np.ndarray) -> np.ndarray:
-    scale = 255.0 / np.iinfo(image.dtype).max if image.dtype.kind in "ui" else 255.0
-    return cv2.convertScaleAbs(image, alpha=scale)
-
-
-def write_image_atomic(dst: Path, rgb: np.ndarray, alpha: np.ndarray | None) -> None:
-    """Encode in memory, write to a temporary name beside dst, then rename: dst is never half-written."""
-    bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
-    if alpha is not None and dst.suffix.lower() in {".png", ".tif", ".tiff", ".webp"}:
-        bgr = np.dstack([bgr, alpha])
-    try:
-        ok, encoded = cv2.imencode(dst.suffix, bgr)
-    except cv2.error:
-        ok = False
-    if not ok:
-        raise OutputError(f"cannot write an image named {dst.name!r}; use .png, .jpg, .bmp, .tif or .webp")
-    tmp = partial_path(dst)
-    try:
-        encoded.tofile(str(tmp))
-        os.replace(tmp, dst)
-    except OSError as exc:  # disk full, folder removed...
-        remove_quietly(tmp)
-        raise _as_output_error(exc, dst) from None
-    except BaseException:
-        remove_quietly(tmp)
-        raise
-
-
-def colorize_image(src, dst, colorizer: Colorizer, size: int = DEFAULT_SIZE, overwrite: bool = False) -> dict:
-    """Colorize one still from its luminance; the output has the input's size (and alpha, where the format allows)."""
     src, dst = Path(src), Path(dst)
     check_output(src, dst, overwrite)
     if dst.suffix.lower() not in IMAGE_SUFFIXES:
         raise OutputError(f"cannot write an image named {dst.name!r}; use .png, .jpg, .bmp, .tif or .webp")
     start = time.perf_counter()
     rgb, alpha = read_image(src)
-    out = colorizer.colorize_rgb(rgb, size)
+    given = hints_for(hints, src, rgb.shape[1], rgb.shape[0])
+    out = colorizer.colorize_rgb(rgb, size, given)
     write_image_atomic(dst, out, alpha)
-    return {"input": str(src), "output": str(dst), "width": rgb.shape[1], "height": rgb.shape[0],
-            "seconds": round(time.perf_counter() - start, 3)}
+    summary = {"input": str(src), "output": str(dst), "width": rgb.shape[1], "height": rgb.shape[0],
+               "seconds": round(time.perf_counter() - start, 3)}
+    if given is not None:
+        summary["hints"] = {"points": len(given.points), "pixels": int((given.mask > 0).sum()) if given.mask is not None
+                            else 0}
+    return summary
