@@ -178,11 +178,11 @@ def fail_on_second_batch(monkeypatch):
     original = Colorizer.predict
     calls = []
 
-    def predict(self, luma):
+    def predict(self, luma, hints=None):
         calls.append(len(luma))
         if len(calls) == 2:
             raise Boom("model failed")
-        return original(self, luma)
+        return original(self, luma, hints)
 
     monkeypatch.setattr(Colorizer, "predict", predict)
     return calls
