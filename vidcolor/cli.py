@@ -251,8 +251,9 @@ def image(inputs, output, weights, device, size, saturation, hints, overwrite, r
         colorizer = load_colorizer(weights, device, saturation)
         results = [colorize_image(src, dst, colorizer, size=size, overwrite=overwrite, hints=given[src])
                    for src, dst in targets]
-        write_report(report, {"images": results, "device": str(colorizer.device), "weights": weights,
-                              "saturation": saturation})
+        write_report(report, {"images": results, "device": str(colorizer.device),
+                              "precision": colorizer.precision.name, "precision_reason": colorizer.precision.reason,
+                              "weights": weights, "saturation": saturation})
         for r in results:
             click.echo(r["output"])
 

@@ -394,6 +394,8 @@ def describe_run(src: Path, dst: Path, colorizer: Colorizer, info, working_shape
         "input": str(src),
         "output": str(dst),
         "device": str(colorizer.device),
+        "precision": colorizer.precision.name,
+        "precision_reason": colorizer.precision.reason,
         "weights": colorizer.weights,
         "saturation": colorizer.saturation,
         "working_size": [working_shape[1], working_shape[0]],
