@@ -384,7 +384,9 @@ class VideoWriter:
         else:
             with av.open(io.BytesIO(), "w", format=self.format_name) as scratch:
                 default = scratch.default_video_codec
-            name = "libx264" if self._holds(h264) else default
+            # H.264 where the container holds it; not in ASF (WMV), where FFmpeg's reader mistimes H.264 frames even
+            # without reordering: its own codec there.
+            name = "libx264" if self._holds(h264) and self.format_name != "asf" else default
         try:
             # An alias (h264, hevc, vp9) names FFmpeg's preferred encoder for that codec: the options below are
             # set for that encoder, so --codec h264 behaves exactly as --codec libx264.
