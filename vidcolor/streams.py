@@ -57,7 +57,7 @@ def ffmpeg_reason(exc: BaseException) -> str:
     """FFmpeg's own words for a failure where it logged them (e.g. "[mov] opus only supported in MP4"), else the
     error. FFmpeg attaches its last log line to the error only while its logging is on (see _ffmpeg_log)."""
     log = getattr(exc, "log", None)
-    if isinstance(log, tuple) and len(log) == 3 and log[2]:
+    if isinstance(log, tuple) and len(log) == 3 and str(log[2]).strip():
         return f"[{log[1]}] {str(log[2]).strip().rstrip('.')}"
     return getattr(exc, "strerror", None) or str(exc)
 
@@ -119,12 +119,6 @@ def _add_video(out, target: Target):
     return stream
 
 
-def _codec_name(stream) -> str | None:
-    """The codec's own name ("opus"), the same for its encoder ("libopus") and decoder."""
-    context = stream.codec_context
-    return context.codec.canonical_name if context is not None else None
-
-
 def _trial(target: Target, add_stream, packets=(), frames=()) -> str | None:
     """None if a scratch output like the target takes the stream (and its packets or encoded frames) and gives it
     back when read, else why not."""
@@ -133,6 +127,10 @@ def _trial(target: Target, add_stream, packets=(), frames=()) -> str | None:
         with _ffmpeg_log(), av.open(buffer, "w", format=target.format_name) as out:
             video = _add_video(out, target)
             stream = add_stream(out)
+            kind = stream.type
+            codec = stream.codec_context.codec if stream.codec_context is not None else None
+            listed = codec is not None and (codec.name in out.supported_codecs or
+                                            codec.canonical_name in out.supported_codecs)
             out.start_encoding()
             for packet in packets:
                 packet.stream = stream
@@ -148,14 +146,15 @@ def _trial(target: Target, add_stream, packets=(), frames=()) -> str | None:
             picture.pts, picture.time_base = 0, target.time_base
             out.mux(video.encode(picture))
             out.mux(video.encode(None))
-        name = _codec_name(stream)
-        kind = stream.type
     except (av.FFmpegError, ValueError, TypeError, NotImplementedError) as exc:
         return ffmpeg_reason(exc)
-    # Read back: a muxer may store a codec it does not know as anonymous data (MPEG-TS does with PCM).
+    if listed:
+        return None
+    # A codec the format does not list (its muxer answers "unknown"): read back, for a muxer may store such a codec
+    # as anonymous data (MPEG-TS does with PCM).
     try:
         with av.open(io.BytesIO(buffer.getvalue()), "r") as back:
-            if not any(s.type == kind and (name is None or _codec_name(s) == name) for s in back.streams):
+            if not any(s.type == kind for s in back.streams):
                 return "it is not found again when the file is read"
     except (av.FFmpegError, ValueError):
         return "the file written cannot be read again"
@@ -233,13 +232,16 @@ def plan_streams(streams, target: Target) -> tuple[list[StreamPlan], list[str]]:
         candidates = [context.name, "aac", default_audio]
         plan = _plan_conversion(stream, target, [c for c in dict.fromkeys(candidates) if c and c != "none"])
         if plan is None:
-            notes.append(f"{suffix} files cannot hold {describe(stream)} or any audio vidcolor can convert it to; "
+            notes.append(f"{suffix} files cannot hold {describe(stream)} or any audio vidcolor can re-encode it to; "
                          "it is left out (pass --no-audio to leave out all audio, or use .mkv to keep it)")
             continue
         changes = []
         if plan.rate != context.sample_rate:
-            changes.append(f"resampled from {context.sample_rate} Hz to {plan.rate} Hz, the nearest rate "
-                           f"{plan.codec} takes")
+            encoder_rates = av.codec.Codec(plan.codec, "w").audio_rates or []
+            why_rate = (f"the nearest rate {plan.codec} takes" if context.sample_rate not in encoder_rates and
+                        plan.rate == _nearest_rates(av.codec.Codec(plan.codec, "w"), context.sample_rate)[0] and
+                        encoder_rates else f"a rate {suffix} files take")
+            changes.append(f"resampled from {context.sample_rate} Hz to {plan.rate} Hz, {why_rate}")
         if plan.layout != context.layout.name:
             if layout_name(context) == plan.layout:
                 changes.append(f"its channel layout, unknown, taken as {plan.layout}")
@@ -247,7 +249,7 @@ def plan_streams(streams, target: Target) -> tuple[list[StreamPlan], list[str]]:
                 changes.append(f"mixed down from {context.layout.name} to {plan.layout}, the most {plan.codec} "
                                f"takes here")
         converted = plan.codec if plan.codec != context.name else f"{plan.codec} with these settings"
-        notes.append(f"{suffix} files cannot hold {describe(stream)} as it is ({why}); converting it to {converted}"
+        notes.append(f"{suffix} files cannot hold {describe(stream)} as it is ({why}); re-encoding it to {converted}"
                      + (f" ({'; '.join(changes)})" if changes else ""))
         plans.append(plan)
     return plans, notes
