@@ -116,6 +116,8 @@ def _add_video(out, target: Target):
     stream.pix_fmt = stream.codec_context.codec.video_formats[0].name if stream.codec_context.codec.video_formats \
         else "yuv420p"
     stream.codec_context.time_base = target.time_base
+    if target.video_codec == "libx265":
+        stream.codec_context.options = {"x265-params": "log-level=none"}  # no banner per trial
     return stream
 
 

@@ -305,6 +305,11 @@ DEFAULT_PRESET = "medium"
 # Encoders with a constant-quality (crf) scale, and those with x264's speed presets.
 CRF_ENCODERS = {"libx264", "libx264rgb", "libx265", "libvpx", "libvpx-vp9", "libaom-av1", "libsvtav1"}
 PRESET_ENCODERS = {"libx264", "libx264rgb", "libx265"}
+# Encoders with a quantiser scale (1 best - 31) instead: without one FFmpeg gives them 200 kbit/s, blocky at any
+# size; 3 is in the range (2-5) commonly used for good quality. FFmpeg's options take it times FF_QP2LAMBDA.
+QSCALE_ENCODERS = {"mpeg1video", "mpeg2video", "mpeg4", "msmpeg4", "msmpeg4v2", "wmv1", "wmv2", "mjpeg"}
+DEFAULT_QSCALE = 3
+FF_QP2LAMBDA = 118
 # Encoders that take their frame rate from the time base (MPEG-1/2 know only a list of rates), and containers that
 # store a frame rate instead of timestamps (AVI): frames are numbered at the frame rate there.
 FRAME_RATE_TIME_BASE_ENCODERS = {"mpeg1video", "mpeg2video"}
@@ -415,6 +420,10 @@ class VideoWriter:
                 options["b"] = "0"  # constant quality, not a bit rate capped by a default
         if codec in PRESET_ENCODERS:
             options["preset"] = settings.preset or DEFAULT_PRESET
+        if codec == "libx265":
+            options["x265-params"] = "log-level=error"  # x265 prints a 20-line banner on stderr otherwise
+        if codec in QSCALE_ENCODERS:
+            options.update({"flags": "+qscale", "global_quality": str(DEFAULT_QSCALE * FF_QP2LAMBDA)})
         return options
 
     def _setup(self, info: VideoInfo, settings: EncoderSettings) -> None:
