@@ -6,7 +6,7 @@ from __future__ import annotations
 import av
 import pytest
 
-from media import combine, make_audio, make_clip, make_srt, read_streams, read_video
+from media import combine, make_audio, make_clip, make_srt, psnr, read_streams, read_video
 
 
 def no_leftovers(folder, *keep):
@@ -234,3 +234,19 @@ def test_option_the_encoder_does_not_take_is_refused(cli, inputs, tmp_path, opti
     message = cli.error(cli.video(inputs["aac44"], tmp_path / "out.mp4", "--codec", "mpeg4", *option))
     assert option[0] in message and "mpeg4" in message
     assert list(tmp_path.iterdir()) == []
+
+
+def test_crf_out_of_the_encoders_range_is_refused(cli, inputs, tmp_path):
+    message = cli.error(cli.video(inputs["aac44"], tmp_path / "out.mp4", "--crf", 60))  # x264 stops at 51
+    assert "0-51" in message and list(tmp_path.iterdir()) == []
+
+
+def test_encoders_without_crf_get_a_good_quantiser(cli, tmp_path):
+    """MPEG-1/2/4 and MJPEG have no crf; left to FFmpeg's 200 kbit/s default they are blocky at any real size."""
+    src = make_clip(tmp_path / "large.mkv", frames=6, width=320, height=240, codec="ffv1", pix_fmt="yuv420p")
+    dst = tmp_path / "out.mpg"  # MPEG-1 video
+    cli.ok(cli.video(src, dst))
+    output, source = read_video(dst), read_video(src)
+    assert len(output["y"]) == 6
+    worst = min(psnr(a, b) for a, b in zip(output["y"], source["y"]))
+    assert worst > 42, worst  # measured: 47.4 dB at quantiser 3, 35.1 dB at FFmpeg's default

@@ -304,6 +304,7 @@ DEFAULT_CRF = 18
 DEFAULT_PRESET = "medium"
 # Encoders with a constant-quality (crf) scale, and those with x264's speed presets.
 CRF_ENCODERS = {"libx264", "libx264rgb", "libx265", "libvpx", "libvpx-vp9", "libaom-av1", "libsvtav1"}
+MAX_CRF = {"libx264": 51, "libx264rgb": 51, "libx265": 51}  # the others: 63
 PRESET_ENCODERS = {"libx264", "libx264rgb", "libx265"}
 # Encoders with a quantiser scale (1 best - 31) instead: without one FFmpeg gives them 200 kbit/s, blocky at any
 # size; 3 is in the range (2-5) commonly used for good quality. FFmpeg's options take it times FF_QP2LAMBDA.
@@ -413,6 +414,8 @@ class VideoWriter:
         if settings.preset is not None and codec not in PRESET_ENCODERS:
             raise OutputError(f"--preset does not apply to the {codec} encoder; drop --preset, or use --codec "
                               "libx264 or libx265")
+        if settings.crf is not None and settings.crf > MAX_CRF.get(codec, 63):
+            raise OutputError(f"--crf {settings.crf} is out of the {codec} encoder's range 0-{MAX_CRF[codec]}")
         options = {}
         if codec in CRF_ENCODERS:
             options["crf"] = str(DEFAULT_CRF if settings.crf is None else settings.crf)
