@@ -73,8 +73,7 @@ def main(root: Path, checkpoint: str | None) -> int:
     runs = [(name, suffix, ()) for name in inputs for suffix in SUFFIXES]
     runs += [(name, ".mp4" if "--resume" not in extra else suffix, extra)
              for name in ("multi.mkv", "camera.avi") for extra in EXTRA_RUNS for suffix in (".mp4",)]
-    runs += [("multi.mkv", suffix, ("--resume", "--segment-frames", "5")) for suffix in (".mkv", ".webm", ".ts",
-                                                                                         ".avi")]
+    runs += [("multi.mkv", suffix, ("--resume", "--segment-frames", "5")) for suffix in SUFFIXES]
     for index, (name, suffix, extra) in enumerate(runs):
         out = root / f"out-{index:03d}"
         out.mkdir(parents=True, exist_ok=True)
@@ -108,6 +107,9 @@ def main(root: Path, checkpoint: str | None) -> int:
                     problems.append(f"video {output['video_frames']} frames, in order {output['video_pts_increasing']}")
                 if len(output["audio"]) != expected_audio:
                     problems.append(f"{len(output['audio'])} audio streams, expected {expected_audio}")
+                if [t["codec"] for t in output["subtitles"]] != [t["codec"] for t in source["subtitles"]][
+                        :len(output["subtitles"])]:
+                    problems.append(f"subtitles {output['subtitles']} of {source['subtitles']}")
                 if len(output["subtitles"]) != expected_subtitles:
                     problems.append(f"{len(output['subtitles'])} subtitle streams, expected {expected_subtitles}")
                 for got, want in zip(output["audio"], [a for a in source["audio"]] if with_audio else []):

@@ -53,13 +53,17 @@ def test_every_audio_and_subtitle_stream_is_kept_in_mkv(cli, inputs, tmp_path):
     assert read_video(dst)["audio"] == source["audio"]  # the first track copied byte for byte
 
 
-def test_streams_the_container_cannot_hold_are_named_in_a_note(cli, inputs, tmp_path):
-    dst = tmp_path / "out.mp4"
+@pytest.mark.parametrize("suffix", [".mp4", ".mpg"])
+def test_streams_the_container_cannot_hold_are_named_in_a_note(cli, inputs, tmp_path, suffix):
+    # MP4 holds only mov_text subtitles; MPEG-PS would store SubRip text as if it were DVD bitmap subtitles.
+    dst = tmp_path / f"out{suffix}"
     result = cli.ok(cli.video(inputs["multi"], dst))
     streams = read_streams(dst)
-    assert len(streams["audio"]) == 2 and [a["language"] for a in streams["audio"]] == ["eng", "fra"]
+    assert len(streams["audio"]) == 2 and streams["subtitles"] == []
+    if suffix == ".mp4":
+        assert [a["language"] for a in streams["audio"]] == ["eng", "fra"]
     assert "subtitle stream 3 (srt)" in result.stderr and "left out" in result.stderr
-    no_leftovers(tmp_path, "out.mp4")
+    no_leftovers(tmp_path, dst.name)
 
 
 def test_no_audio_drops_every_audio_stream_but_keeps_subtitles(cli, inputs, tmp_path):
@@ -209,10 +213,11 @@ def test_mjpeg_into_mp4(cli, inputs, tmp_path):
     assert output["codec"] == "mjpeg" and len(output["y"]) == 12
 
 
-def test_resume_into_avi_is_refused_up_front(cli, inputs, tmp_path):
-    message = cli.error(cli.video(inputs["aac44"], tmp_path / "out.avi", "--resume"))
+@pytest.mark.parametrize("suffix", [".avi", ".y4m", ".h264"])
+def test_resume_into_containers_a_join_cannot_write_is_refused_up_front(cli, inputs, tmp_path, suffix):
+    message = cli.error(cli.video(inputs["aac44"], tmp_path / f"out{suffix}", "--resume"))
     assert ".mkv" in message
-    assert list(tmp_path.iterdir()) == []
+    assert list(tmp_path.iterdir()) == []  # no work folder either
 
 
 # ---------------------------------------------------------------------------------------------------------------

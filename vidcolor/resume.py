@@ -59,12 +59,16 @@ from .colorizer import Colorizer, resize_plane
 from .errors import InputError, OutputError, VidcolorError
 from .pipeline import (VideoOptions, _DONE, _Failed, _get, _put, _Stopped, _as_output_error, check_output,
                        chroma_planes, describe_run, partial_path, predict_chroma, remove_quietly)
-from .video_io import FRAME_RATE_TIME_BASE_FORMATS, VideoReader, VideoWriter, output_format_name
+from .video_io import VideoReader, VideoWriter, output_format_name
 
 MANIFEST_NAME = "manifest.json"
 SEGMENT_SUFFIX = ".nut"
 MANIFEST_FORMAT = 1  # bumped whenever the folder's layout or the meaning of a field changes
-HEAD_HASH_BYTES = 1 << 20  # the input's first MiB identifies it along with size and mtime, without reading it all
+HEAD_HASH_BYTES = 1 << 20
+# Output formats a join cannot write correctly yet: AVI (its frames are counted, not timestamped, and joined segments
+# come out a frame slot late), raw H.264/HEVC (the segments' parameter sets live in NUT's header, not in the stream)
+# and YUV4MPEG (NUT cannot hold its raw frames).
+RESUME_REFUSED_FORMATS = {"avi", "h264", "hevc", "yuv4mpegpipe"}  # the input's first MiB identifies it along with size and mtime, without reading it all
 
 
 class ResumeError(VidcolorError):
@@ -207,10 +211,18 @@ def colorize_video_resumable(src, dst, colorizer: Colorizer, options: VideoOptio
     if options.segment_frames < 1:
         raise VidcolorError("segment length must be at least 1 frame")
     check_output(src, dst, options.overwrite)
-    if output_format_name(dst) in FRAME_RATE_TIME_BASE_FORMATS:
-        # Joined segments come out a frame slot late in AVI (its frames are counted, not timestamped).
+    if output_format_name(dst) in RESUME_REFUSED_FORMATS:
         raise OutputError(f"--resume cannot write {dst.suffix} files yet; use .mkv or .mp4, or run without --resume")
     start_time = time.perf_counter()
+    with VideoReader(src, with_audio=options.audio) as probe:
+        info = probe.info
+        estimated = probe.estimated_frames()
+        # The encoder OUT's container gets in the normal path, and what happens to each audio and subtitle stream,
+        # decided (and said) now, before the work folder and the first frame: not at the join, after all the work.
+        planner = VideoWriter(partial_path(dst), info, options.encoder, probe.kept_streams)  # creates no file
+        planner.abort()
+    output = {"encoder": replace(options.encoder, codec=planner.video.codec_context.name, pix_fmt=planner.pix_fmt),
+              "format": planner.format_name, "plans": planner.stream_plans, "audio": planner.audio_mode}
     strength = DEFAULT_STRENGTH if options.smooth is None else options.smooth
     folder = work_folder(dst)
     identity = input_identity(src)
@@ -230,17 +242,6 @@ def colorize_video_resumable(src, dst, colorizer: Colorizer, options: VideoOptio
             with np.load(folder / segments[-1]["state"]) as state:
                 smoother.load_state(state)
         frames_before = sum(s["frames"] for s in segments)
-        with VideoReader(src, with_audio=options.audio) as probe:
-            info = probe.info
-            estimated = probe.estimated_frames()
-            # The encoder OUT's container gets in the normal path, and what happens to each audio and subtitle
-            # stream, decided (and said) now, before the first frame: not at the join, after all the work.
-            planner = VideoWriter(partial_path(dst), info, options.encoder, probe.kept_streams)  # creates no file
-            planner.abort()
-
-        output = {"encoder": replace(options.encoder, codec=planner.video.codec_context.name,
-                                     pix_fmt=planner.pix_fmt),
-                  "format": planner.format_name, "plans": planner.stream_plans, "audio": planner.audio_mode}
         stats = {"corrupt_packets": 0, "read_error": None}
         if not manifest["complete"]:
             progress = tqdm(total=estimated or None, initial=frames_before, unit="frame", desc=src.name,

@@ -121,6 +121,12 @@ def _add_video(out, target: Target):
     return stream
 
 
+def _codec_name(stream) -> str | None:
+    """The codec's own name ("opus"), the same for its encoder ("libopus") and its decoder."""
+    context = stream.codec_context
+    return context.codec.canonical_name if context is not None else None
+
+
 def _trial(target: Target, add_stream, packets=(), frames=()) -> str | None:
     """None if a scratch output like the target takes the stream (and its packets or encoded frames) and gives it
     back when read, else why not."""
@@ -129,7 +135,7 @@ def _trial(target: Target, add_stream, packets=(), frames=()) -> str | None:
         with _ffmpeg_log(), av.open(buffer, "w", format=target.format_name) as out:
             video = _add_video(out, target)
             stream = add_stream(out)
-            kind = stream.type
+            kind, name = stream.type, _codec_name(stream)
             codec = stream.codec_context.codec if stream.codec_context is not None else None
             listed = codec is not None and (codec.name in out.supported_codecs or
                                             codec.canonical_name in out.supported_codecs)
@@ -153,10 +159,10 @@ def _trial(target: Target, add_stream, packets=(), frames=()) -> str | None:
     if listed:
         return None
     # A codec the format does not list (its muxer answers "unknown"): read back, for a muxer may store such a codec
-    # as anonymous data (MPEG-TS does with PCM).
+    # as anonymous data (MPEG-TS does with PCM) or as another codec (MPEG-PS reads SubRip back as DVD subtitles).
     try:
         with av.open(io.BytesIO(buffer.getvalue()), "r") as back:
-            if not any(s.type == kind for s in back.streams):
+            if not any(s.type == kind and _codec_name(s) == name for s in back.streams):
                 return "it is not found again when the file is read"
     except (av.FFmpegError, ValueError):
         return "the file written cannot be read again"
