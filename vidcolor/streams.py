@@ -77,7 +77,7 @@ def _ffmpeg_log():
 def layout_name(context) -> str:
     """The stream's channel layout, or FFmpeg's default for its channel count where only the count is known."""
     name = context.layout.name
-    if name.endswith("channels") or name.endswith("channel"):  # "2 channels": a count without positions
+    if name.endswith(("channels", "channel")):  # "2 channels": a count without positions
         return DEFAULT_LAYOUTS.get(context.channels, name)
     return name
 
@@ -210,7 +210,7 @@ def _plan_conversion(stream, target: Target, candidates: list[str]) -> StreamPla
             for target_layout in layouts:
                 plan = StreamPlan(stream.index, "audio", "convert", encoder.name, rate, target_layout,
                                   encoder.audio_formats[0].name)
-                if _trial(target, lambda out: _add_converted(out, plan), frames=_silence(plan)) is None:
+                if _trial(target, lambda out, plan=plan: _add_converted(out, plan), frames=_silence(plan)) is None:
                     return plan
     return None
 
@@ -229,7 +229,7 @@ def plan_streams(streams, target: Target) -> tuple[list[StreamPlan], list[str]]:
     except (av.FFmpegError, ValueError):
         default_audio = "none"
     for stream in streams:
-        why = _trial(target, lambda out: out.add_stream_from_template(stream), samples[stream.index])
+        why = _trial(target, lambda out, stream=stream: out.add_stream_from_template(stream), samples[stream.index])
         if why is None:
             plans.append(StreamPlan(stream.index, stream.type, "copy"))
             continue

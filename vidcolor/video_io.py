@@ -1,9 +1,10 @@
 """Reading and writing video with PyAV (no ffmpeg executable).
 
-VideoReader yields, in file order, decoded video frames (as their luma plane plus timing) and the audio packets
-between them, so the writer can mux audio at the right place without ever decoding it. VideoWriter encodes frames
-built from (luma, Cb, Cr) planes with the input's timestamps and display matrix (rotation), and copies audio packets
-unchanged. Damaged input: see VideoReader's docstring for what is decoded, skipped, counted or refused.
+VideoReader yields, in file order, decoded video frames (as their luma plane plus timing) and the audio and subtitle
+packets between them, so the writer can mux them at the right place. VideoWriter encodes frames built from
+(luma, Cb, Cr) planes with the input's timestamps and display matrix (rotation), and copies those packets unchanged
+or re-encodes them where the output cannot hold them (vidcolor.streams). Damaged input: see VideoReader's docstring
+for what is decoded, skipped, counted or refused.
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ import av
 import numpy as np
 
 from .errors import InputError, OutputError
+from .streams import StreamCopier, Target, audio_summary, ffmpeg_reason, plan_streams
 
 # Pixel formats whose first plane is 8-bit luma we can hand straight to the model and back to the encoder.
 YUV8_FORMATS = {"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p", "gray", "nv12"}
@@ -324,21 +326,24 @@ FULL_RANGE_ENCODERS = {"mjpeg"}
 UNLISTED_CODECS = {"mpegts": {"h264", "hevc"}}
 
 
+def unknown_suffix_error(path: Path) -> OutputError:
+    suffix = path.suffix or "(none)"
+    return OutputError(f"cannot tell a video format from the output suffix {suffix!r}; use .mp4, .mkv or .mov")
+
+
 def output_format_name(path: Path) -> str:
     """FFmpeg's muxer for a file name (from its suffix), as VideoWriter would choose it."""
     try:
         container = av.open(str(path), "w")  # creates no file until a packet is written
     except (av.FFmpegError, ValueError, OSError):
-        suffix = path.suffix or "(none)"
-        raise OutputError(f"cannot tell a video format from the output suffix {suffix!r}; "
-                          f"use .mp4, .mkv or .mov") from None
+        raise unknown_suffix_error(path) from None
     try:
         return container.format.name
     finally:
         container.close()
 
 
-def _range_table(full: bool, chroma: bool) -> np.ndarray:
+def _full_range_table(chroma: bool) -> np.ndarray:
     """uint8 lookup table from limited to full range (luma 16-235 or chroma 16-240 -> 0-255)."""
     values = np.arange(256, dtype=np.float64)
     stretched = (values - 128) * 255 / 224 + 128 if chroma else (values - 16) * 255 / 219
@@ -361,9 +366,7 @@ class VideoWriter:
         except OSError as exc:  # PyAV's errno errors are OSErrors too: permission denied, read-only file system...
             raise OutputError(f"cannot create {path}: {exc.strerror or exc}") from None
         except (av.FFmpegError, ValueError):
-            suffix = path.suffix or "(none)"
-            raise OutputError(f"cannot tell a video format from the output suffix {suffix!r}; "
-                              f"use .mp4, .mkv or .mov") from None
+            raise unknown_suffix_error(path) from None
         self.format_name = target_format or self.container.format.name
         try:
             self._setup(info, settings)
@@ -458,27 +461,22 @@ class VideoWriter:
         self.full_range = info.full_range or name in FULL_RANGE_ENCODERS
         self._stretch = None
         if self.full_range and not info.full_range:  # limited-range planes into a full-range encoder
-            self._stretch = (_range_table(True, False), _range_table(True, True))
+            self._stretch = (_full_range_table(chroma=False), _full_range_table(chroma=True))
         stream.codec_context.color_range = FULL_RANGE if self.full_range else 1
         # The chroma is computed with BT.601 coefficients (vidcolor/color.py): say so, or players assume BT.709 for
         # untagged HD video and shift the hues.
         stream.codec_context.colorspace = BT601_COLORSPACE
-        stream.options = options
         try:
             # Opened now, so that settings the encoder refuses (a frame rate MPEG-2 cannot code, a crf out of its
             # range) are reported before any frame is colorized, not at the first one.
-            stream.codec_context.options = dict(options)
+            stream.codec_context.options = options
             stream.codec_context.open()
         except (av.FFmpegError, ValueError) as exc:
-            from .streams import ffmpeg_reason
-
             raise OutputError(f"the {name} encoder cannot encode this video into {self.path.suffix} "
                               f"({ffmpeg_reason(exc)}); use .mkv or .mp4 with --codec libx264") from None
         self.video = stream
 
     def _setup_streams(self, info: VideoInfo, streams: list, show_notes: bool) -> None:
-        from .streams import StreamCopier, Target, audio_summary, plan_streams
-
         rate = info.rate or Fraction(25)
         target = Target(self.format_name, self.path.suffix, self.video.codec_context.name, rate,
                         self.time_base or 1 / rate)
