@@ -152,16 +152,16 @@ def test_audio_is_decided_before_the_first_frame(cli, inputs, tmp_path, monkeypa
         seen.append("frame")
         return original(self, *args, **kwargs)
 
-    import vidcolor.streams as streams_module
+    import vidcolor.video_io as video_io_module
 
-    plan = streams_module.plan_streams
+    plan = video_io_module.plan_streams
 
     def planned(*args, **kwargs):
         seen.append("plan")
         return plan(*args, **kwargs)
 
     monkeypatch.setattr(colorizer_module.Colorizer, "predict", predict)
-    monkeypatch.setattr(streams_module, "plan_streams", planned)
+    monkeypatch.setattr(video_io_module, "plan_streams", planned)
     cli.ok(cli.video(inputs["camera"], tmp_path / "out.mp4"))
     assert seen[0] == "plan" and "frame" in seen
 
