@@ -4,6 +4,7 @@ decoding it (stream counts, channel layouts, sample rates, frame counts, timesta
 from __future__ import annotations
 
 import av
+import numpy as np
 import pytest
 
 from media import combine, make_audio, make_clip, make_srt, psnr, read_streams, read_video
@@ -30,6 +31,7 @@ def inputs(tmp_path_factory):
         "camera": combine(folder / "camera.avi", [mjpeg, camera_pcm]),
         "aac44": combine(folder / "aac44.mp4", [video, make_audio(folder / "a44.m4a", rate=44100)]),
         "mono": combine(folder / "mono.mkv", [video, make_audio(folder / "mono.mka", codec="flac")]),
+        "alaw": combine(folder / "alaw.mov", [video, make_audio(folder / "alaw.wav", codec="pcm_alaw")]),
         "opus": combine(folder / "opus.mkv", [video, make_audio(folder / "opus.mka", codec="libopus",
                                                                  layout="stereo")]),
         "flac": combine(folder / "flac.mkv", [video, make_audio(folder / "flac.mka", codec="flac",
@@ -84,9 +86,10 @@ def test_surround_into_webm_stays_surround(cli, inputs, tmp_path):
     assert surround["codec"] == "opus" and surround["channels"] == 6 and surround["layout"] == "5.1"
 
 
-def test_mono_reencoded_stays_mono(cli, inputs, tmp_path):
-    dst = tmp_path / "out.webm"  # FLAC mono: .webm cannot hold FLAC, so it is re-encoded to Opus
-    cli.ok(cli.video(inputs["mono"], dst))
+@pytest.mark.parametrize("name, suffix", [("mono", ".webm"), ("alaw", ".mp4")])
+def test_mono_reencoded_stays_mono(cli, inputs, tmp_path, name, suffix):
+    dst = tmp_path / f"out{suffix}"  # FLAC into .webm (Opus), A-law PCM into .mp4 (AAC)
+    cli.ok(cli.video(inputs[name], dst))
     audio = read_streams(dst)["audio"]
     assert len(audio) == 1 and audio[0]["channels"] == 1 and audio[0]["layout"] == "mono"
 
@@ -120,13 +123,31 @@ def test_pcm_at_11024_hz_into_m4v(cli, inputs, tmp_path):
 # 10: audio the container lists but its muxer refuses, decided before the first frame
 
 
-@pytest.mark.parametrize("name", ["opus", "flac"])
-def test_opus_and_flac_into_mov_are_converted(cli, inputs, tmp_path, name):
+def decoded_samples(path) -> np.ndarray:
+    """The first audio stream decoded, as 32-bit integers (interleaved), whatever its sample format."""
+    with av.open(str(path)) as container:
+        stream = container.streams.audio[0]
+        resampler = av.AudioResampler(format="s32", layout=stream.codec_context.layout.name,
+                                      rate=stream.codec_context.sample_rate)
+        frames = [converted.to_ndarray() for frame in container.decode(stream)
+                  for converted in resampler.resample(frame)]
+    return np.concatenate(frames, axis=-1)
+
+
+def test_opus_into_mov_is_converted(cli, inputs, tmp_path):
     dst = tmp_path / "out.mov"
-    result = cli.ok(cli.video(inputs[name], dst))
+    result = cli.ok(cli.video(inputs["opus"], dst))
     audio = read_streams(dst)["audio"]
     assert len(audio) == 1 and audio[0]["codec"] == "aac" and audio[0]["channels"] == 2
-    assert "re-encoding it to aac" in result.stderr
+    assert "opus only supported in MP4" in result.stderr and "re-encoding it to aac" in result.stderr
+
+
+def test_flac_into_mov_stays_lossless(cli, inputs, tmp_path):
+    dst = tmp_path / "out.mov"
+    result = cli.ok(cli.video(inputs["flac"], dst))
+    audio = read_streams(dst)["audio"]
+    assert len(audio) == 1 and audio[0]["codec"] == "alac" and "re-encoding it to alac" in result.stderr
+    assert np.array_equal(decoded_samples(dst), decoded_samples(inputs["flac"]))
 
 
 @pytest.mark.parametrize("resume", [False, True])

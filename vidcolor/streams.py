@@ -208,8 +208,11 @@ def _plan_conversion(stream, target: Target, candidates: list[str]) -> StreamPla
         layouts = [layout] + [fallback for fallback in ("stereo", "mono") if fallback != layout]
         for rate in _nearest_rates(encoder, context.sample_rate):
             for target_layout in layouts:
-                plan = StreamPlan(stream.index, "audio", "convert", encoder.name, rate, target_layout,
-                                  encoder.audio_formats[0].name)
+                # The input's own sample size where the encoder takes it (16-bit FLAC stays 16-bit in ALAC).
+                same_size = [f.name for f in encoder.audio_formats
+                             if context.format is not None and f.bytes == context.format.bytes]
+                sample_format = (same_size or [encoder.audio_formats[0].name])[0]
+                plan = StreamPlan(stream.index, "audio", "convert", encoder.name, rate, target_layout, sample_format)
                 if _trial(target, lambda out, plan=plan: _add_converted(out, plan), frames=_silence(plan)) is None:
                     return plan
     return None
@@ -237,7 +240,9 @@ def plan_streams(streams, target: Target) -> tuple[list[StreamPlan], list[str]]:
             notes.append(f"{suffix} files cannot hold {describe(stream)}; it is left out (.mkv keeps it)")
             continue
         context = stream.codec_context
-        candidates = [context.name, "aac", default_audio]
+        # Lossless audio stays lossless where the container takes a lossless codec (FLAC into .mov: ALAC).
+        lossless = ["flac", "alac"] if context.codec.lossless and not context.codec.lossy else []
+        candidates = [context.name, *lossless, "aac", default_audio]
         plan = _plan_conversion(stream, target, [c for c in dict.fromkeys(candidates) if c and c != "none"])
         if plan is None:
             notes.append(f"{suffix} files cannot hold {describe(stream)} or any audio vidcolor can re-encode it to; "
