@@ -148,8 +148,10 @@ def main():
 @click.option("--batch-size", default=8, show_default=True, type=click.IntRange(1, 1024), help="Frames per model call.")
 @click.option("--smooth", type=click.FloatRange(0, 1), default=None,
               help="Temporal chroma smoothing strength, 0 (off) to 1. [default: 0.8]")
-@click.option("--crf", default=18, show_default=True, type=click.IntRange(0, 63), help="Encoder quality (0 = lossless x264).")
-@click.option("--preset", default="medium", show_default=True, type=click.Choice(X264_PRESETS), help="libx264 speed preset.")
+@click.option("--crf", default=None, type=click.IntRange(0, 63),
+              help="Constant quality for libx264/libx265/libvpx-vp9 (0 = lossless x264). [default: 18]")
+@click.option("--preset", default=None, type=click.Choice(X264_PRESETS),
+              help="libx264/libx265 speed preset. [default: medium]")
 @click.option("--codec", default=None, help="Video encoder. [default: libx264, or the container's own]")
 @click.option("--no-audio", is_flag=True, help="Drop the audio instead of copying it.")
 @click.option("-y", "--overwrite", is_flag=True, help="Replace OUT if it exists.")

@@ -292,7 +292,7 @@ def colorize_video(src, dst, colorizer: Colorizer, options: VideoOptions = Video
     decoder = threading.Thread(target=decode_worker, name="vidcolor-decode", daemon=True)
     encoder = threading.Thread(target=encode_worker, name="vidcolor-encode", daemon=True)
     try:
-        writer = VideoWriter(tmp, info, options.encoder, reader.audio_stream)
+        writer = VideoWriter(tmp, info, options.encoder, reader.kept_streams)
         chroma_h, chroma_w = writer.chroma_shape()
         decoder.start()
         encoder.start()
