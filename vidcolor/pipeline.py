@@ -16,6 +16,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -44,6 +45,9 @@ class VideoOptions:
     progress: bool = True
     resume: bool = False  # work in segments that an interrupted run can continue from (resume.py)
     segment_frames: int = DEFAULT_SEGMENT_FRAMES  # with resume only
+    # Called from a worker thread with the number of frames written so far, after each frame (the studio's progress
+    # bar). It may raise (vidcolor.errors.Cancelled) to stop the run: the partial output is removed as on any error.
+    on_progress: Callable[[int], None] | None = None
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -129,6 +133,9 @@ def colorize_video(src, dst, colorizer: Colorizer, options: VideoOptions = Video
     if options.resume:
         from .resume import colorize_video_resumable
 
+        if options.on_progress is not None:
+            raise ValueError("on_progress is not supported with resume")
+
         return colorize_video_resumable(src, dst, colorizer, options)
     from .smoothing import DEFAULT_STRENGTH, ChromaSmoother
 
@@ -188,6 +195,8 @@ def colorize_video(src, dst, colorizer: Colorizer, options: VideoOptions = Video
                     writer.write(frame.luma, cb, cr, frame.pts, frame.time_base, frame.display_matrix)
                     frames_out[0] += 1
                     progress.update(1)
+                    if options.on_progress is not None:
+                        options.on_progress(frames_out[0])
                 timings.encode_s += time.perf_counter() - t
             t = time.perf_counter()
             writer.finish()
