@@ -38,8 +38,9 @@ def run_studio(source, port: int = 0, open_browser: bool = True, weights: str = 
             import webbrowser
 
             webbrowser.open(studio.url)
-        studio.serve_forever()
+        studio.serve_forever()  # returns on Ctrl-C: werkzeug's server takes the KeyboardInterrupt itself
     except (KeyboardInterrupt, Terminated):
-        echo("studio stopped")
+        pass
     finally:
         studio.stop()
+    echo("studio stopped")

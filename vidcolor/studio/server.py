@@ -238,12 +238,16 @@ class Studio:
     stops it with Ctrl-C), or start() in a thread (tests); stop() always, by whoever started it."""
 
     def __init__(self, project: Project, colorizer, size: int | None = None, host: str = "127.0.0.1", port: int = 0):
-        from werkzeug.serving import make_server
+        from werkzeug.serving import WSGIRequestHandler, make_server
+
+        class QuietHandler(WSGIRequestHandler):
+            def log_request(self, *args):  # a line per request would bury the address (and repeat the token)
+                pass
 
         self.session = Session(project, colorizer, size)
         self.app = create_app(self.session)
         try:
-            self.server = make_server(host, port, self.app, threaded=True)
+            self.server = make_server(host, port, self.app, threaded=True, request_handler=QuietHandler)
         except OSError as exc:
             self.session.close()
             raise OutputError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
