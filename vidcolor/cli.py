@@ -1,4 +1,5 @@
-"""Command line: `vidcolor IN OUT` (= `vidcolor video IN OUT`), `vidcolor image`, `vidcolor live`, `vidcolor studio`.
+"""Command line: `vidcolor IN OUT` (= `vidcolor video IN OUT`), `vidcolor image`, `vidcolor live`, `vidcolor frames`,
+`vidcolor studio`.
 
 The CLI only translates: it parses options, calls one library function, and turns library errors into one line on
 stderr and an exit code (0 ok, 1 error, 2 usage, 130 interrupted by Ctrl-C, 143 terminated). Heavy modules (torch,
@@ -137,6 +138,7 @@ def main():
     vidcolor IN.mp4 OUT.mp4          colorize a video (same as `vidcolor video ...`)
     vidcolor image IN.jpg -o OUT.png colorize stills
     vidcolor live                    colorize a webcam or stream in real time
+    vidcolor frames IN.mp4 -o DIR    frames to colour by hand, for --keyframes
     vidcolor studio IN               place colour points and keyframes in a local web page
     """
 
@@ -251,6 +253,47 @@ def image(inputs, output, weights, device, size, saturation, hints, overwrite, r
                               "saturation": saturation})
         for r in results:
             click.echo(r["output"])
+
+    run_guarded(job)
+
+
+def frame_indices(ctx, param, value: str | None) -> list[int] | None:
+    """--at 0,120,480 -> [0, 120, 480]."""
+    if value is None:
+        return None
+    try:
+        indices = [int(part) for part in value.split(",")]
+    except ValueError:
+        indices = []
+    if not indices or min(indices) < 0:
+        raise click.BadParameter(f"{value!r}: give 0-based frame indices separated by commas, like 0,120,480")
+    return indices
+
+
+@main.command()
+@click.argument("src", metavar="IN", type=click.Path(path_type=Path))
+@click.option("-o", "--output", "folder", required=True, type=click.Path(path_type=Path),
+              help="Folder for the PNGs, named <frame index>.png (created if missing).")
+@click.option("--at", callback=frame_indices, metavar="I,J,...", help="These frames (0-based indices).")
+@click.option("--every", type=click.IntRange(1), metavar="N", help="Frames 0, N, 2N, ...")
+@click.option("--every-shot", is_flag=True,
+              help="The first frame of each shot: frame 0 and the frame after each scene cut, found by the same "
+                   "test that restarts the temporal smoothing.")
+@click.option("-y", "--overwrite", is_flag=True, help="Replace existing <index>.png files.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def frames(src, folder, at, every, every_shot, overwrite, quiet):
+    """Write frames of the video IN as gray PNGs to colour in an image editor; give the folder back with
+    `vidcolor IN OUT --keyframes DIR`. Frames are full size, as stored in the file (rotation metadata is not
+    applied, as vidcolor colorizes them), with limited-range luma shown at full range."""
+    if sum([at is not None, every is not None, every_shot]) != 1:
+        raise click.UsageError("give exactly one of --at, --every, --every-shot")
+
+    def job():
+        from .frames import export_frames
+
+        for path in export_frames(src, folder, at=at, every=every, every_shot=every_shot, overwrite=overwrite,
+                                  progress=not quiet):
+            click.echo(str(path))
 
     run_guarded(job)
 
