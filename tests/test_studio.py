@@ -237,6 +237,22 @@ def test_folder_of_images(tmp_path, hinted_colorizer):
         close_session(session)
 
 
+def test_shots_strip_has_the_scene_cut(tmp_path, hinted_colorizer):
+    from test_frames import CUT_AT, two_shots
+
+    clip = make_clip(tmp_path / "two shots.mp4", frames=12, pattern=two_shots)
+    session = open_session(clip, hinted_colorizer)
+    try:
+        client = Client(session)
+        client.login()
+        deadline = time.monotonic() + 60
+        while not (shots := client.get("/api/shots").get_json())["ready"] and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert shots == {"ready": True, "starts": [0, CUT_AT]}
+    finally:
+        close_session(session)
+
+
 def test_frames_by_index_match_the_pipelines_numbering(video):
     from vidcolor.color import limited_to_full_luma
     from vidcolor.video_io import VideoReader

@@ -65,26 +65,40 @@ class Previews:
 
 
 class Shots:
-    """The video's shot starts (vidcolor.frames.shot_starts, the smoother's scene-cut test), found in the
-    background: a pass over the whole video, which the page does not wait for."""
+    """The video's shot starts, found in the background (a pass over the whole video, which the page does not wait
+    for) with vidcolor.frames.ShotDetector, the smoother's own scene-cut test as shot_starts uses it. The loop is
+    shot_starts' own, with a stop check per frame: a server that stops must not leave a decoder running."""
 
     def __init__(self, project: Project):
         self.state: dict = {"ready": project.kind != "video", "starts": [0]}
+        self._stop = threading.Event()
+        self._thread = None
         if project.kind == "video":
-            self._thread = threading.Thread(target=self._find, args=(project,), name="vidcolor-studio-shots",
-                                            daemon=True)  # reads only; nothing to clean up if the server stops
+            self._thread = threading.Thread(target=self._find, args=(project.source,), name="vidcolor-studio-shots")
             self._thread.start()
 
-    def _find(self, project: Project) -> None:
+    def _find(self, source) -> None:
+        from ..frames import ShotDetector
+        from ..video_io import VideoReader
+
         try:
-            from ..frames import shot_starts
-        except ImportError:  # until vidcolor.frames lands: the whole video as one shot
-            self.state = {"ready": True, "starts": [0], "note": "shot detection is not available in this version"}
-            return
-        try:
-            self.state = {"ready": True, "starts": shot_starts(project.source)}
+            starts = []
+            with VideoReader(source, with_audio=False) as reader:
+                detector = ShotDetector(reader.info.height, reader.info.width)
+                for _, frame in reader:
+                    if self._stop.is_set():
+                        return
+                    if detector.starts_shot(frame.luma):
+                        starts.append(frame.index)
+                        self.state = {"ready": False, "starts": list(starts)}  # the strip fills in as it goes
+            self.state = {"ready": True, "starts": starts or [0]}
         except VidcolorError as exc:
             self.state = {"ready": True, "starts": [0], "note": f"shots could not be found: {exc}"}
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
 
 
 class Render:

@@ -71,6 +71,7 @@ class Session:
         return f"vidcolor-studio-{self.port}"
 
     def close(self) -> None:
+        self.shots.stop()
         self.render.stop()
         self.previews.close()
 

@@ -330,15 +330,12 @@ async function loadShots() {
 }
 
 function updateControls() {
-  if (!isVideo()) {
-    $("removeHints").hidden = true;
-    return;
-  }
+  if (!isVideo()) return;
   const isKeyframe = state.keyframes.includes(state.index);
   const button = $("keyframeButton");
   button.textContent = isKeyframe ? "Keyframe \u2713" : "Mark as keyframe";
+  button.title = isKeyframe ? "click to remove this keyframe" : "keep this frame's colours as a keyframe";
   button.classList.toggle("on", isKeyframe);
-  $("removeHints").hidden = !isKeyframe;
 }
 
 async function toggleKeyframe() {
@@ -430,7 +427,8 @@ async function start() {
     state.project = await api("GET", "/api/project");
   } catch (error) { failed(error); return; }
   const project = state.project;
-  $("name").textContent = `${project.name} \u2192 ${project.output}`;
+  $("name").textContent = `${project.name} \u2192 ${project.output.split(/[\\/]/).pop()}`;
+  $("name").title = `output: ${project.output}; hints saved in ${project.folder}`;
   document.title = `${project.name} \u2014 vidcolor studio`;
   if (isVideo()) {
     $("timeline").hidden = false;
@@ -462,7 +460,6 @@ async function start() {
   $("previousKeyframe").addEventListener("click", () => jumpKeyframe(-1));
   $("nextKeyframe").addEventListener("click", () => jumpKeyframe(1));
   $("keyframeButton").addEventListener("click", toggleKeyframe);
-  $("removeHints").addEventListener("click", removeHints);
   $("keyframeImage").addEventListener("change", loadKeyframeImage);
   $("renderButton").addEventListener("click", startRender);
   $("cancelButton").addEventListener("click", cancelRender);
