@@ -450,6 +450,13 @@ def test_cli_refuses_bad_input_and_weights_without_hints(cli, tmp_path, checkpoi
     assert "take no colour hints" in message
 
 
+def test_every_address_is_refused(video, hinted_colorizer):
+    from vidcolor.errors import OutputError
+
+    with pytest.raises(OutputError, match="listens on every address"):
+        Studio(Project.open(video), hinted_colorizer, host="0.0.0.0")
+
+
 def test_cli_serves_until_ctrl_c(video, hinted_checkpoint):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[1]), os.environ.get("PYTHONPATH", "")])}
     process = subprocess.Popen([sys.executable, "-m", "vidcolor", "studio", str(video), "--no-browser", "--weights",

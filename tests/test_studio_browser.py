@@ -6,6 +6,7 @@ The screenshot it takes is README's picture: VIDCOLOR_STUDIO_SCREENSHOT=docs/stu
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
@@ -32,7 +33,7 @@ pytestmark = [
 ]
 SAMPLE = Path(__file__).parents[1] / "samples" / "motion-gray.mp4"
 CLIP_FRAMES = 15
-WAIT_S = 60
+WAIT_S = 20
 POINT = (300, 150)  # pixel of the 568x320 frame: the table in the sample clip
 COLOUR = "#4a7ac8"  # a blue of the default palette
 
@@ -102,6 +103,19 @@ def click_picture(driver, x: int, y: int) -> None:
     ActionChains(driver).move_to_element_with_offset(gray, int(round(dx)), int(round(dy))).click().perform()
 
 
+def drag_point(driver, frame_pixels: int) -> None:
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+
+    width = driver.find_element(By.ID, "gray").rect["width"]
+    point = driver.find_element(By.CSS_SELECTOR, ".point")
+    ActionChains(driver).drag_and_drop_by_offset(point, int(round(frame_pixels * width / 568)), 0).perform()
+
+
+def saved_points(folder: Path) -> list[dict]:
+    return json.loads((folder / "0.json").read_text())["points"]
+
+
 def ready(driver) -> bool:
     return driver.execute_script("return document.body.dataset.ready === 'true' && "
                                  "document.getElementById('colour').dataset.version !== undefined")
@@ -139,12 +153,21 @@ def test_place_a_point_see_it_reload_and_render(browser, tmp_path, hinted_colori
         folder = tmp_path / "film.mp4.vidcolor" / "keyframes"
         assert list(list_keyframes(folder)) == [0]
 
+        # Drag it 40 frame pixels to the right and back: saved where it was dropped.
+        drag_point(browser, 40)
+        wait_for(browser, lambda d: abs(saved_points(folder)[0]["x"] - (POINT[0] + 40)) <= 2,
+                 f"the moved point saved (saved: {saved_points(folder)})")
+        drag_point(browser, -40)
+        wait_for(browser, lambda d: abs(saved_points(folder)[0]["x"] - POINT[0]) <= 2, "the point moved back")
+
         # Reload: the point is still there, where it was, with its colour.
         browser.refresh()
         wait_for(browser, ready, "the page after a reload")
         points = browser.find_elements(By.CSS_SELECTOR, ".point")
         assert [p.get_attribute("data-color") for p in points] == [COLOUR]
-        assert "(300, 150)" in points[0].get_attribute("title")
+        saved = saved_points(folder)[0]
+        assert f"({saved['x']}, {saved['y']})" in points[0].get_attribute("title")
+        assert abs(saved["x"] - POINT[0]) <= 2 and abs(saved["y"] - POINT[1]) <= 2
         assert "on" in browser.find_element(By.ID, "keyframeButton").get_attribute("class")
 
         screenshot = tmp_path / "studio.png"

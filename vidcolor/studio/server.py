@@ -45,6 +45,7 @@ STATIC_FILES = {"/": ("index.html", "text/html; charset=utf-8"),
 CONTENT_SECURITY_POLICY = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob:; "
                            "connect-src 'self'; form-action 'none'; frame-ancestors 'none'; base-uri 'none'")
 UNSAFE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
+WILDCARD_HOSTS = {"", "0.0.0.0", "::", "[::]"}
 
 
 class Session:
@@ -64,7 +65,7 @@ class Session:
     def bind(self, host: str, port: int) -> None:
         self.port = port
         names = {host, "127.0.0.1", "localhost"} if host in ("127.0.0.1", "localhost") else {host}
-        self.hosts = {f"{name}:{port}" for name in names}
+        self.hosts = {f"[{name}]:{port}" if ":" in name else f"{name}:{port}" for name in names}  # IPv6 in brackets
 
     @property
     def cookie(self) -> str:
@@ -241,6 +242,11 @@ class Studio:
     def __init__(self, project: Project, colorizer, size: int | None = None, host: str = "127.0.0.1", port: int = 0):
         from werkzeug.serving import WSGIRequestHandler, make_server
 
+        if host in WILDCARD_HOSTS:
+            # Requests would then name this computer however the client reaches it, and the Host check (against DNS
+            # rebinding) needs the one name the studio is reached by.
+            raise OutputError(f"--host {host} listens on every address; give the one address to listen on")
+
         class QuietHandler(WSGIRequestHandler):
             def log_request(self, *args):  # a line per request would bury the address (and repeat the token)
                 pass
@@ -259,7 +265,8 @@ class Studio:
     @property
     def url(self) -> str:
         """The address with the access token: what the user opens."""
-        return f"http://{self.host}:{self.session.port}/?token={self.session.token}"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.session.port}/?token={self.session.token}"
 
     def serve_forever(self) -> None:
         self.server.serve_forever(poll_interval=0.2)

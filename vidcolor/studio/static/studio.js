@@ -160,6 +160,8 @@ function addPoint(event) {
   state.selected = state.points.length - 1;
   drawPoints();
   save();
+  // The picker opens on the network's colour there (the palette beside it needs no picker at all).
+  try { $("pointColour").showPicker(); } catch (e) { /* no picker here (headless, an older browser) */ }
 }
 
 function defaultRadius() {
