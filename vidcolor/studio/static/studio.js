@@ -292,6 +292,7 @@ function drawStrip() {
     button.dataset.end = String(item.end);
     button.title = `${item.label} (from ${item.index})`;
     const thumb = document.createElement("img");
+    thumb.loading = "lazy";  // a folder of a thousand scans: only the visible thumbnails are asked for
     thumb.src = `${picture(item.index)}/gray.jpg?width=160`;
     thumb.alt = item.label;
     button.appendChild(thumb);
