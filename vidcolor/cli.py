@@ -162,8 +162,12 @@ def main():
                    "after an interruption to continue from the last completed segment.")
 @click.option("--segment-frames", default=1000, show_default=True, type=click.IntRange(1),
               help="With --resume: frames per segment (the most work an interruption loses).")
+@click.option("--keyframes", type=click.Path(path_type=Path),
+              help="Folder of colour keyframes named by 0-based frame index: <index>.png/.jpg (a coloured version "
+                   "of that frame) or <index>.json (colour points). Their colours are carried along the motion to "
+                   "the frames around them, within each shot (`vidcolor frames` exports frames to colour).")
 def video(src, dst, weights, device, size, saturation, batch_size, smooth, crf, preset, codec, no_audio, overwrite,
-          quiet, report, resume, segment_frames):
+          quiet, report, resume, segment_frames, keyframes):
     """Colorize the video IN into OUT, keeping its size, timing and audio."""
 
     def job():
@@ -173,7 +177,7 @@ def video(src, dst, weights, device, size, saturation, batch_size, smooth, crf, 
 
         options = VideoOptions(size=size, batch_size=batch_size, smooth=smooth, audio=not no_audio,
                                overwrite=overwrite, progress=not quiet, resume=resume, segment_frames=segment_frames,
-                               encoder=EncoderSettings(codec=codec, crf=crf, preset=preset))
+                               encoder=EncoderSettings(codec=codec, crf=crf, preset=preset), keyframes=keyframes)
         check_video_job(src, dst, options)  # fail before the model loads
         colorizer = load_colorizer(weights, device, saturation)
         summary = colorize_video(src, dst, colorizer, options)
@@ -249,8 +253,9 @@ def image(inputs, output, weights, device, size, saturation, hints, overwrite, r
         colorizer = load_colorizer(weights, device, saturation)
         results = [colorize_image(src, dst, colorizer, size=size, overwrite=overwrite, hints=given[src])
                    for src, dst in targets]
-        write_report(report, {"images": results, "device": str(colorizer.device), "weights": weights,
-                              "saturation": saturation})
+        write_report(report, {"images": results, "device": str(colorizer.device),
+                              "precision": colorizer.precision.name, "precision_reason": colorizer.precision.reason,
+                              "weights": weights, "saturation": saturation})
         for r in results:
             click.echo(r["output"])
 

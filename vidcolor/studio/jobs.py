@@ -9,7 +9,6 @@ from __future__ import annotations
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import fields
 
 import cv2
 import numpy as np
@@ -165,8 +164,6 @@ class Render:
         options = {"size": self.size or DEFAULT_VIDEO_SIZE, "overwrite": True, "progress": False,
                    "on_progress": self._progress}
         if project.keyframes():
-            if "keyframes" not in {f.name for f in fields(VideoOptions)}:
-                raise VidcolorError("this vidcolor cannot render keyframes yet (VideoOptions has no keyframes)")
             options["keyframes"] = project.keyframes_folder
         colorize_video(project.source, project.output(), self.colorizer, VideoOptions(**options))
         return project.output()
