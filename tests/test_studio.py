@@ -308,6 +308,46 @@ def test_render_cancel_removes_the_partial_output(client, video, monkeypatch):
     assert wait_render(client)["state"] == "done"
 
 
+def test_render_uses_the_keyframes(client, video):
+    """What the page saved is what the render follows: a point's colour at its keyframe in the output."""
+    from vidcolor.color import plane_to_chroma
+
+    colour = "#2850c8"
+    client.put_json("/api/picture/5/hints", {"points": [{"x": 32, "y": 24, "color": colour, "radius": 4}]})
+    client.send("POST", "/api/render")
+    status = wait_render(client)
+    assert status["state"] == "done", status
+    out = read_video(Path(status["output"]))
+    cb = plane_to_chroma(out["u"][5][12, 16], limited=True)  # 4:2:0: the chroma sample of pixel (32, 24)
+    cr = plane_to_chroma(out["v"][5][12, 16], limited=True)
+    got, want = np.array([cb, cr]), np.array(hex_to_chroma(colour))
+    assert np.linalg.norm(got - want) < 0.05, (got, want)
+
+
+def test_render_cancel_during_the_keyframes_first_pass(client, video, monkeypatch):
+    from vidcolor.studio import jobs
+
+    reached, release = threading.Event(), threading.Event()
+    progress = jobs.Render._progress
+
+    def held(render, done):  # the first call comes from the keyframes' first pass, before anything is written
+        if not reached.is_set():
+            reached.set()
+            release.wait(30)
+        progress(render, done)
+
+    monkeypatch.setattr(jobs.Render, "_progress", held)
+    client.send("POST", "/api/picture/6/keyframe")
+    client.send("POST", "/api/render")
+    assert reached.wait(60)
+    client.send("DELETE", "/api/render")
+    release.set()
+    status = wait_render(client)
+    assert status["state"] == "cancelled" and status["done"] == 0
+    # No output, no partial file, no keyframe cache: only the input and its project folder.
+    assert sorted(p.name for p in video.parent.iterdir()) == ["film.mp4", "film.mp4.vidcolor"]
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # refusals
 
