@@ -159,6 +159,10 @@ def create_app(session: Session) -> Flask:
         except (ValueError, RecursionError):
             return None, refuse(400, "not valid JSON")
 
+    @app.get("/favicon.ico")
+    def favicon():  # browsers ask for it; the page has none, and a 404 would be logged as an error in the console
+        return Response(status=204)
+
     @app.get("/api/project")
     def project():
         described = session.project.describe()

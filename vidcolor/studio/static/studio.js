@@ -459,7 +459,10 @@ async function start() {
     $("frameNumber").value = event.target.value;
     scrubTimer = setTimeout(() => show(Number(event.target.value)), 120);
   });
-  $("frameNumber").addEventListener("change", (event) => show(Number(event.target.value)));
+  $("frameNumber").addEventListener("change", (event) => {
+    const index = Number(event.target.value);
+    if (Number.isInteger(index)) show(index);
+  });
   $("previousKeyframe").addEventListener("click", () => jumpKeyframe(-1));
   $("nextKeyframe").addEventListener("click", () => jumpKeyframe(1));
   $("keyframeButton").addEventListener("click", toggleKeyframe);
