@@ -97,7 +97,9 @@ def predict_chroma(colorizer: Colorizer, small: np.ndarray, full_range: bool, hi
     hints: None, or per frame the network's hint planes (3 x h x w) or None (automatic colour)."""
     model_luma = small.astype(np.float32) / 255.0 if full_range else color.limited_to_full_luma(small)
     planes = None
-    if hints is not None and any(h is not None for h in hints):
+    # Weights without a hint path still get keyframes: their colour is carried and blended, only the network
+    # cannot see it (guided_chroma).
+    if hints is not None and colorizer.takes_hints and any(h is not None for h in hints):
         empty = np.zeros((3, *small.shape[1:]), np.float32)
         planes = np.stack([empty if h is None else h for h in hints])
     return colorizer.predict(model_luma, planes)
