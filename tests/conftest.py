@@ -65,23 +65,6 @@ def colorizer(checkpoint):
 
 
 @pytest.fixture(scope="session")
-def hinted_checkpoint(tmp_path_factory) -> Path:
-    """A random effnet-unet with the hint path (what the studio and --hints need), seeded."""
-    from dataclasses import replace
-
-    import torch
-
-    from vidcolor.model import build_model, default_config
-    from vidcolor.weights import save_checkpoint
-
-    torch.manual_seed(0)
-    config = replace(default_config("effnet-unet"), hints=True)
-    path = tmp_path_factory.mktemp("weights") / "random-hinted-effnet-unet.pt"
-    save_checkpoint(path, build_model(config), config, metadata={"note": "random initialisation, for tests"})
-    return path
-
-
-@pytest.fixture(scope="session")
 def hinted_colorizer(hinted_checkpoint):
     from vidcolor.colorizer import load_colorizer
 
