@@ -497,6 +497,41 @@ def test_every_address_is_refused(video, hinted_colorizer):
         Studio(Project.open(video), hinted_colorizer, host="0.0.0.0")
 
 
+def test_run_studio_warns_for_another_host_and_opens_the_browser(video, hinted_checkpoint, monkeypatch):
+    import webbrowser
+
+    import vidcolor.studio.server as server
+    from vidcolor.studio import run_studio
+
+    started = []
+
+    class Recorded:  # a Studio that records how it was asked to serve, without binding anything
+        def __init__(self, project, colorizer, size, host, port):
+            self.url = f"http://{host}:{port}/?token=t"
+            started.append(self)
+
+        def serve_forever(self):
+            self.served = True
+
+        def stop(self):
+            self.stopped = True
+
+    monkeypatch.setattr(server, "Studio", Recorded)
+    opened = []
+    monkeypatch.setattr(webbrowser, "open", opened.append)
+    for host, warned in (("192.168.1.20", True), ("127.0.0.2", False), ("::1", False)):
+        lines = []
+        run_studio(video, port=8123, open_browser=True, weights=str(hinted_checkpoint), device="cpu", host=host,
+                   echo=lines.append)
+        assert any(line.startswith("warning: the studio listens on") for line in lines) is warned, lines
+        assert started[-1].served and started[-1].stopped and lines[-1] == "studio stopped"
+        assert opened[-1] == started[-1].url
+    lines = []
+    run_studio(video, open_browser=False, weights=str(hinted_checkpoint), device="cpu", echo=lines.append)
+    assert len(opened) == 3  # --no-browser: only printed
+    assert any(started[-1].url in line for line in lines)
+
+
 def test_cli_serves_until_ctrl_c(video, hinted_checkpoint):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[1]), os.environ.get("PYTHONPATH", "")])}
     process = subprocess.Popen([sys.executable, "-m", "vidcolor", "studio", str(video), "--no-browser", "--weights",

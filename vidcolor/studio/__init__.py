@@ -10,7 +10,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
-LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
+
+
+def is_loopback(host: str) -> bool:
+    """True for an address only this computer can reach (127.0.0.0/8, ::1, localhost)."""
+    import ipaddress
+
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return host == "localhost"
 
 
 def run_studio(source, port: int = 0, open_browser: bool = True, weights: str = "default", device: str = "auto",
@@ -29,7 +38,7 @@ def run_studio(source, port: int = 0, open_browser: bool = True, weights: str = 
                            "pass --weights with a checkpoint that has a hint path")
     studio = Studio(project, colorizer, size, host, port)
     try:
-        if host not in LOOPBACK_HOSTS:
+        if not is_loopback(host):
             echo(f"warning: the studio listens on {host}, not only on this computer: anyone who can reach it "
                  "and has the address below can read and change this project")
         echo(f"vidcolor studio for {project.source}: open {studio.url}")
