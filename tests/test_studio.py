@@ -308,8 +308,9 @@ def test_render_cancel_removes_the_partial_output(client, video, monkeypatch):
     assert wait_render(client)["state"] == "done"
 
 
-def test_render_uses_the_keyframes(client, video):
-    """What the page saved is what the render follows: a point's colour at its keyframe in the output."""
+def test_render_uses_the_keyframes(client, video, cli, hinted_checkpoint):
+    """What the page saved is what the render follows: a point's colour at its keyframe in the output; and the
+    command line, given the project's keyframes folder, renders the same video."""
     from vidcolor.color import plane_to_chroma
 
     colour = "#2850c8"
@@ -322,6 +323,11 @@ def test_render_uses_the_keyframes(client, video):
     cr = plane_to_chroma(out["v"][5][12, 16], limited=True)
     got, want = np.array([cb, cr]), np.array(hex_to_chroma(colour))
     assert np.linalg.norm(got - want) < 0.05, (got, want)
+    from_cli = video.with_name("from-cli.mp4")
+    cli.ok(cli.invoke(video, from_cli, "--keyframes", video.with_name("film.mp4.vidcolor") / "keyframes",
+                      "--weights", hinted_checkpoint, "--size", 64, "--device", "cpu", "--quiet"))
+    again = read_video(from_cli)
+    assert all(np.array_equal(a, b) for a, b in zip(out["u"] + out["v"], again["u"] + again["v"]))
 
 
 def test_render_cancel_during_the_keyframes_first_pass(client, video, monkeypatch):
