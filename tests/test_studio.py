@@ -542,6 +542,8 @@ def test_cli_serves_until_ctrl_c(video, hinted_checkpoint):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[1]), os.environ.get("PYTHONPATH", "")])}
     process = subprocess.Popen([sys.executable, "-m", "vidcolor", "studio", str(video), "--no-browser", "--weights",
                                 str(hinted_checkpoint), "--size", "64"], stderr=subprocess.PIPE, text=True, env=env)
+    watchdog = threading.Timer(120, process.kill)  # a hung start must not hang the suite
+    watchdog.start()
     try:
         address = None
         for line in process.stderr:
@@ -557,6 +559,7 @@ def test_cli_serves_until_ctrl_c(video, hinted_checkpoint):
         assert process.returncode == 0, rest
         assert "studio stopped" in rest and "Traceback" not in rest
     finally:
+        watchdog.cancel()
         if process.poll() is None:
             process.kill()
             process.wait()
