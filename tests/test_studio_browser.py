@@ -17,7 +17,7 @@ from pathlib import Path
 import av
 import pytest
 
-from media import read_video
+from media import read_video, still, write_image
 
 CHROMIUM = next(filter(None, map(shutil.which, ("chromium", "chromium-browser", "google-chrome"))), None)
 CHROMEDRIVER = shutil.which("chromedriver")
@@ -187,3 +187,12 @@ def test_place_a_point_see_it_reload_and_render(browser, tmp_path, hinted_colori
         output = tmp_path / "film.colour.mp4"
         assert str(output) in status.text
         assert len(read_video(output)["y"]) == CLIP_FRAMES
+
+        # A colour image of the wrong shape for the keyframe: refused, and the page says why.
+        square = write_image(tmp_path / "square.png", still(64, 64, colour=True))
+        browser.execute_script("document.getElementById('keyframeImage').hidden = false")
+        browser.find_element(By.ID, "keyframeImage").send_keys(str(square))
+        message = browser.find_element(By.ID, "message")
+        wait_for(browser, lambda d: "aspect ratio" in message.text, "the refusal in the page")
+        assert message.get_attribute("class") == "error"
+        assert list(list_keyframes(folder)) == [0] and (folder / "0.json").exists()
