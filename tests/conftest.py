@@ -65,6 +65,13 @@ def colorizer(checkpoint):
 
 
 @pytest.fixture(scope="session")
+def hinted_colorizer(hinted_checkpoint):
+    from vidcolor.colorizer import load_colorizer
+
+    return load_colorizer(str(hinted_checkpoint), "cpu")
+
+
+@pytest.fixture(scope="session")
 def media_dir(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("media")
 
