@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import copy
 import logging
-import math
 import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -286,8 +285,10 @@ class Colorizer:
                             self.device.type.upper(), previous, limit)
         return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
-    def colorize_luma(self, luma: np.ndarray, size: int = DEFAULT_SIZE, hints: "Hints | None" = None) -> np.ndarray:
-        """Full-resolution uint8 luma H x W -> chroma 2 x H x W float32 in [-0.5, 0.5], following hints if given."""
+    def colorize_luma(self, luma: np.ndarray, size: int = DEFAULT_SIZE, hints: "Hints | None" = None,
+                      quick: bool = False) -> np.ndarray:
+        """Full-resolution uint8 luma H x W -> chroma 2 x H x W float32 in [-0.5, 0.5], following hints if given
+        (quick: a faster, coarser correction around them, for previews; see Hints.enforce)."""
         height, width = luma.shape
         h, w = self.working_shape(height, width, size)
         small = resize_plane(luma, h, w).astype(np.float32) / 255.0
@@ -297,13 +298,14 @@ class Colorizer:
         chroma = self.predict(small[None], planes)[0]
         full = np.stack([resize_plane(c, height, width) for c in chroma])
         if planes is not None:
-            hints.enforce(full, chroma)
+            hints.enforce(full, chroma, small, quick)
         return full
 
-    def colorize_rgb(self, rgb: np.ndarray, size: int = DEFAULT_SIZE, hints: "Hints | None" = None) -> np.ndarray:
+    def colorize_rgb(self, rgb: np.ndarray, size: int = DEFAULT_SIZE, hints: "Hints | None" = None,
+                     quick: bool = False) -> np.ndarray:
         """uint8 RGB (or gray) image -> colorized uint8 RGB of the same size, built on the image's own luma."""
         luma = rgb if rgb.ndim == 2 else color.image_to_luma(rgb)
-        return color.merge_luma_chroma(luma, self.colorize_luma(luma, size, hints))
+        return color.merge_luma_chroma(luma, self.colorize_luma(luma, size, hints, quick))
 
 
 def load_colorizer(weights: str = "default", device: str = "auto", saturation: float = 1.0) -> Colorizer:
