@@ -100,14 +100,18 @@ class ChromaSmoother:
             self._dis = cv2.DISOpticalFlow_create(DIS_PRESET)
             self._dis.setFinestScale(DIS_FINEST_SCALE)
             self._dis_used = False
-        elif dis_used and not self._dis_used:
-            blank = np.zeros((MIN_FLOW_SIDE_PX, MIN_FLOW_SIDE_PX), np.uint8)
-            self._dis.calc(blank, blank, None)  # past the first call, as the saved smoother was
-            self._dis_used = True
         if "prev_chroma" in state:
             self._prev_luma = np.array(state["prev_luma"], dtype=np.uint8)
             self._prev_chroma = np.array(state["prev_chroma"], dtype=np.float32)
             self._prev_hist = np.array(state["prev_hist"], dtype=np.float64)
+        if dis_used and not self._dis_used:
+            # Past the first call, as the saved smoother was, and at the size it works at: DIS keeps buffers per
+            # image size, and its first call at a new size behaves like a first call (a 12x12 warm-up left 142 of
+            # 242 resumed frames of samples/motion-gray.mp4 different from an uninterrupted run).
+            shape = self._prev_luma.shape if self._prev_luma is not None else (MIN_FLOW_SIDE_PX, MIN_FLOW_SIDE_PX)
+            blank = np.zeros(shape, np.uint8)
+            self._dis.calc(blank, blank, None)
+            self._dis_used = True
 
     def smooth(self, luma: np.ndarray, chroma: np.ndarray) -> np.ndarray:
         """luma: uint8 H x W at working size; chroma: 2 x h x w prediction, any h x w.
