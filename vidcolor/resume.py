@@ -59,7 +59,8 @@ from .colorizer import Colorizer, resize_plane
 from .errors import InputError, OutputError, VidcolorError
 from .pipeline import (VideoOptions, _DONE, _Failed, _get, _put, _Stopped, _as_output_error, check_output,
                        chroma_planes, describe_run, partial_path, predict_chroma, remove_quietly)
-from .video_io import VideoReader, VideoWriter
+from .files import place_output
+from .video_io import VideoReader, VideoWriter, follow_on
 
 MANIFEST_NAME = "manifest.json"
 SEGMENT_SUFFIX = ".nut"
@@ -230,7 +231,7 @@ def colorize_video_resumable(src, dst, colorizer: Colorizer, options: VideoOptio
         with VideoReader(src, with_audio=options.audio) as probe:
             info = probe.info
             estimated = probe.estimated_frames()
-        stats = {"corrupt_packets": 0, "read_error": None}
+        stats = {"corrupt_packets": 0, "read_error": None, "frames_discarded": 0, "timestamps_fixed": 0}
         if not manifest["complete"]:
             progress = tqdm(total=estimated or None, initial=frames_before, unit="frame", desc=src.name,
                             file=sys.stderr, disable=not options.progress, dynamic_ncols=True, leave=True)
@@ -252,7 +253,10 @@ def colorize_video_resumable(src, dst, colorizer: Colorizer, options: VideoOptio
     seconds = time.perf_counter() - start_time
     frames_done_now = frames - frames_before
     work_h, work_w = colorizer.working_shape(info.height, info.width, options.size)
-    frames_lost = max(0, info.frames - frames) if info.frames else 0
+    # Frames an edit list places before the start are counted by the container but never shown: not lost.
+    # (Counted in this run's reading only, like corrupt_packets: a resumed run skips earlier segments by decoding.)
+    expected = info.frames - stats["frames_discarded"] if info.frames else 0
+    frames_lost = max(0, expected - frames)
     summary = describe_run(src, dst, colorizer, info, (work_h, work_w), strength, smoother.cuts, output_codec,
                            output_pix_fmt)
     summary.update({
@@ -262,10 +266,11 @@ def colorize_video_resumable(src, dst, colorizer: Colorizer, options: VideoOptio
         "fps": round(frames_done_now / seconds, 2) if seconds else None,
         "segments": len(manifest["segments"]),
         "corrupt_packets": stats["corrupt_packets"],  # counted in this run's reading only
-        "frames_expected": info.frames or None,
+        "frames_expected": expected or None,
         "frames_counted": bool(info.frames),
         "frames_lost": frames_lost,
         "read_error": stats["read_error"],
+        "timestamps_fixed": stats["timestamps_fixed"],
         "audio": audio_mode,
     })
     return summary
@@ -362,6 +367,8 @@ def _run_segments(src, dst, folder, manifest, colorizer, smoother, options, info
         stop.set()
         stats["corrupt_packets"] += reader.corrupt_packets
         stats["read_error"] = reader.read_error
+        stats["frames_discarded"] = reader.frames_discarded
+        stats["timestamps_fixed"] += reader.timestamps_fixed
         reader.close()
 
 
@@ -471,7 +478,7 @@ def join_segments(src: Path, dst: Path, folder: Path, manifest: dict, options: V
                     audio_mode = f"re-encoded to {target}"
             streams = [_timed(_segment_packets(folder, segments, time_base), "video")]
             if audio_in is not None:
-                streams.append(_timed(source.demux(audio_in), "audio"))
+                streams.append(_timed(follow_on(source.demux(audio_in)), "audio"))  # joined files restart
             # Interleaved by time, as a normal run's writer receives them, so players need no large buffers.
             for _, kind, packet in heapq.merge(*streams, key=lambda item: item[0]):
                 if kind == "video":
@@ -489,7 +496,7 @@ def join_segments(src: Path, dst: Path, folder: Path, manifest: dict, options: V
                     for resampled in reencode[1].resample(frame):
                         out.mux(audio.encode(resampled))
                 out.mux(audio.encode(None))
-        os.replace(tmp, dst)
+        place_output(tmp, dst, options.overwrite)
     except BaseException as exc:
         remove_quietly(tmp)
         if isinstance(exc, (OSError, av.FFmpegError)):

@@ -7,6 +7,7 @@ unchanged. Damaged input: see VideoReader's docstring for what is decoded, skipp
 """
 from __future__ import annotations
 
+import logging
 import struct
 import sys
 from dataclasses import dataclass
@@ -17,6 +18,14 @@ import av
 import numpy as np
 
 from .errors import InputError, OutputError
+from .files import check_input_file
+
+# FFmpeg's own error lines are kept by PyAV as the exception's `log` (files.as_output_error shows it, e.g.
+# "[mov] opus only supported in MP4") only when its logging is on; they are not printed: stderr is for vidcolor's
+# one line, and a damaged input would fill it with decoder complaints.
+av.logging.set_level(av.logging.ERROR)
+logging.getLogger("libav").addHandler(logging.NullHandler())
+logging.getLogger("libav").propagate = False
 
 # Pixel formats whose first plane is 8-bit luma we can hand straight to the model and back to the encoder.
 YUV8_FORMATS = {"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p", "gray", "nv12"}
@@ -48,6 +57,7 @@ class VideoInfo:
     pix_fmt: str | None
     full_range: bool
     has_audio: bool
+    field_order: int = 0  # AVFieldOrder: 0 unknown, 1 progressive, 2-5 interlaced (see INTERLACED_X264)
 
 
 def is_full_range(pix_fmt: str | None, color_range: int) -> bool:
@@ -109,13 +119,27 @@ def is_still_image_format(container) -> bool:
     return name == "image2" or name.endswith("_pipe")
 
 
+@dataclass
+class Cover:
+    """A file's cover art (an attached picture): its stream, to copy the parameters from, and its one packet."""
+    stream: object
+    data: bytes
+
+
+def read_cover(path: Path, stream) -> Cover | None:
+    """The cover picture's packet. FFmpeg hands it out only to a demuxer that reads its stream, so a second one."""
+    try:
+        with av.open(str(path)) as container:
+            for packet in container.demux(container.streams[stream.index]):
+                if packet.size:
+                    return Cover(stream, bytes(packet))
+    except av.FFmpegError:
+        pass
+    return None  # a cover that cannot be read is not worth failing the film for
+
+
 def open_input(path: Path):
-    if not path.exists():
-        raise InputError(f"input {path} does not exist")
-    if path.is_dir():
-        raise InputError(f"input {path} is a directory, not a video file")
-    if path.stat().st_size == 0:
-        raise InputError(f"input {path} is empty (0 bytes)")
+    check_input_file(path, "video")
     try:
         return av.open(str(path), "r")
     except PermissionError:
@@ -127,6 +151,50 @@ def open_input(path: Path):
         if damage:
             raise InputError(f"input {path} cannot be read: {damage}") from None
         raise InputError(f"input {path} is not a video file PyAV can read ({exc.__class__.__name__})") from None
+
+
+class Timeline:
+    """Strictly increasing timestamps for one stream, in its time base: a missing one follows the previous by one
+    step (a frame at the stream's rate); one that goes back or repeats moves, with every later one, to follow on, so
+    the relative timing after a jump is kept."""
+
+    def __init__(self, step: int):
+        self.step = step
+        self.offset = 0
+        self.last: int | None = None
+        self.fixed = 0  # timestamps that went back or repeated (missing ones are not counted: raw streams have none)
+
+    def follow_on(self, ts: int | None, step: int | None = None) -> int:
+        step = step or self.step
+        if ts is None:
+            ts = 0 if self.last is None else self.last + step
+        else:
+            ts += self.offset
+            if self.last is not None and ts <= self.last:
+                self.offset += self.last + step - ts
+                ts = self.last + step
+                self.fixed += 1
+        self.last = ts
+        return ts
+
+    def shift_packet(self, packet) -> None:
+        """A copied packet's dts and pts moved as follow_on moves its dts."""
+        if packet.dts is None:
+            return
+        shift = self.follow_on(packet.dts, packet.duration or 1) - packet.dts
+        if shift:
+            packet.dts += shift
+            if packet.pts is not None:
+                packet.pts += shift
+
+
+def follow_on(packets):
+    """Copied packets of one stream with timestamps made to follow on where they went back (see Timeline)."""
+    timeline = Timeline(1)
+    for packet in packets:
+        if packet.size:
+            timeline.shift_packet(packet)
+        yield packet
 
 
 class VideoReader:
@@ -148,10 +216,16 @@ class VideoReader:
             if is_still_image_format(self.container):
                 raise InputError(f"input {self.path} is a still image, not a video; "
                                  f"use `vidcolor image {self.path} -o OUT.png`")
-            if not self.container.streams.video:
+            # A cover picture (an "attached picture": one still frame) is a video stream too, and may come first.
+            moving = [s for s in self.container.streams.video if not s.disposition & av.stream.Disposition.attached_pic]
+            if not moving:
                 kinds = sorted({s.type for s in self.container.streams}) or ["no streams"]
+                if self.container.streams.video:
+                    kinds = ["cover art" if k == "video" else k for k in kinds]
                 raise InputError(f"input {self.path} has no video stream (it has: {', '.join(kinds)})")
-            self.stream = self.container.streams.video[0]
+            self.stream = moving[0]
+            covers = [s for s in self.container.streams.video if s.disposition & av.stream.Disposition.attached_pic]
+            self.cover = read_cover(self.path, covers[0]) if covers else None
             ctx = self.stream.codec_context  # None where FFmpeg has no decoder for the stream's codec
             if ctx is None:
                 raise InputError(f"input {self.path}: its video codec is unknown to FFmpeg (damaged header?)")
@@ -174,12 +248,19 @@ class VideoReader:
                 pix_fmt=ctx.pix_fmt,
                 full_range=is_full_range(ctx.pix_fmt, ctx.color_range),
                 has_audio=self.audio_stream is not None,
+                field_order=ctx.field_order or 0,
             )
         except BaseException:
             self.container.close()
             raise
         self.corrupt_packets = 0
         self.frames_decoded = 0
+        # Packets an edit list marks as before the start (what `ffmpeg -ss ... -c copy` writes): the container counts
+        # them, the decoder drops them by design; they are not lost.
+        self.frames_discarded = 0
+        step = round(1 / (self.info.rate * self.info.time_base)) if self.info.rate and self.info.time_base else 1
+        self._video_timeline = Timeline(max(1, step))
+        self._audio_timeline = Timeline(1)
         self._first_time_s: float | None = None  # presentation times of the first and last frames decoded
         self._last_time_s: float | None = None
         self.read_error: str | None = None  # why reading stopped before the end of the file, if it did
@@ -199,7 +280,7 @@ class VideoReader:
     def frames_lost(self) -> int:
         """Frames the input promised but that could not be decoded (see the class docstring)."""
         if self.info.frames:
-            return max(0, self.info.frames - self.frames_decoded)
+            return max(0, self.info.frames - self.frames_discarded - self.frames_decoded)
         if self.info.duration_s and self.info.rate and self._last_time_s is not None:
             frame_s = 1.0 / float(self.info.rate)
             missing_s = self.info.duration_s - (self._last_time_s - self._first_time_s + frame_s)
@@ -210,7 +291,15 @@ class VideoReader:
     @property
     def frames_expected(self) -> int | None:
         """The container's frame count, or the estimate behind frames_lost; None when neither is known."""
-        return self.info.frames or (self.frames_decoded + self.frames_lost if self.frames_lost else None)
+        if self.info.frames:
+            return self.info.frames - self.frames_discarded
+        return self.frames_decoded + self.frames_lost if self.frames_lost else None
+
+    @property
+    def timestamps_fixed(self) -> int:
+        """Frames and audio packets whose timestamps went back or repeated (files joined with `cat`, a muxer's bug)
+        and were moved to follow on from the previous one."""
+        return self._video_timeline.fixed + self._audio_timeline.fixed
 
     def estimated_frames(self) -> int:
         if self.info.frames:
@@ -233,10 +322,15 @@ class VideoReader:
                 f"input {self.path}: frame size changes mid-stream "
                 f"({self.info.width}x{self.info.height} -> {frame.width}x{frame.height}); not supported"
             )
-        if frame.time is not None:
-            self._last_time_s = frame.time
+        # Raw H.264/HEVC (Annex B) has no timestamps at all: they come from the frame rate. Timestamps that restart
+        # or repeat would stop the muxer part-way: they are moved to follow on (see Timeline).
+        pts = self._video_timeline.follow_on(frame.pts)
+        time_base = frame.time_base or self.info.time_base
+        if time_base is not None:
+            time_s = float(pts * time_base)
+            self._last_time_s = time_s
             if self._first_time_s is None:
-                self._first_time_s = frame.time
+                self._first_time_s = time_s
         display_matrix = None
         if index == 0:
             # Only the first frame's matrix is used by the writer. Reading side_data creates a reference cycle in
@@ -244,7 +338,7 @@ class VideoReader:
             # (+24 % peak memory over a 10x longer 720p input, measured with vidcolor.bench).
             matrix = frame.side_data.get(av.sidedata.sidedata.Type.DISPLAYMATRIX)
             display_matrix = struct.unpack("=9i", bytes(matrix)) if matrix is not None else None
-        return Frame(index, self._frame_luma(frame), frame.pts, frame.time_base, display_matrix)
+        return Frame(index, self._frame_luma(frame), pts, time_base, display_matrix)
 
     def _decode(self, packet):
         try:
@@ -261,8 +355,11 @@ class VideoReader:
             for packet in self.container.demux(streams):
                 if packet.stream.type == "audio":
                     if packet.size:  # the empty packet at the end only flushes decoders
+                        self._audio_timeline.shift_packet(packet)  # as follow_on() does
                         yield "audio", packet
                     continue
+                if packet.is_discard:
+                    self.frames_discarded += 1
                 for frame in self._decode(packet):
                     yield "video", self._frame(frame, self.frames_decoded)
                     self.frames_decoded += 1
@@ -296,10 +393,32 @@ class EncoderSettings:
     pix_fmt: str | None = None  # None: yuv420p, or yuv444p for odd frame sizes (4:2:0 needs even sizes)
 
 
+# AVFieldOrder values of interlaced video (top or bottom field first, as coded and as displayed) -> x264's flag.
+INTERLACED_X264 = {2: "tff=1", 3: "bff=1", 4: "tff=1", 5: "bff=1"}
+
+
+def interlace_options(codec: str, field_order: int) -> dict:
+    """Encoder options that keep interlaced input interlaced: field-aware coding, so that each field stays a
+    field and the stream (not only the container) says which comes first. Progressive or unknown input: none."""
+    if field_order not in INTERLACED_X264:
+        return {}
+    if codec == "libx264":
+        return {"flags": "+ildct+ilme", "x264-params": INTERLACED_X264[field_order]}
+    if codec in ("mpeg2video", "mpeg4", "mpeg1video"):
+        return {"flags": "+ildct+ilme"}
+    return {}  # other encoders code frames; the container's field order flag still says how they were shot
+
+
+# Muxers that store an attached picture as cover art (FFmpeg format names; .mp4 and .m4v). FFmpeg's MOV muxer
+# accepts the stream but writes no picture, and Matroska's wants attachments, not streams: those get a note.
+COVER_FORMATS = {"mp4", "ipod"}
+
+
 class VideoWriter:
     """Encode colorized frames into `path` (normally a temporary name; pipeline.py renames it on success)."""
 
-    def __init__(self, path: Path, info: VideoInfo, settings: EncoderSettings, audio_template=None):
+    def __init__(self, path: Path, info: VideoInfo, settings: EncoderSettings, audio_template=None,
+                 cover: Cover | None = None):
         self.path = path
         try:
             self.container = av.open(str(path), "w")
@@ -311,6 +430,7 @@ class VideoWriter:
                               f"use .mp4, .mkv or .mov") from None
         try:
             self._setup(info, settings, audio_template)
+            self._add_cover(cover)
         except BaseException:
             self.container.close()
             raise
@@ -355,6 +475,8 @@ class VideoWriter:
             options = {"crf": str(settings.crf), "preset": settings.preset}
         elif codec.startswith("libvpx"):
             options = {"crf": str(settings.crf), "b": "0"}
+        options.update(interlace_options(codec, info.field_order))
+        stream.codec_context.field_order = info.field_order
         stream.options = options
         self.video = stream
         self.full_range = info.full_range
@@ -382,6 +504,26 @@ class VideoWriter:
                 )
                 self.audio_mode = f"re-encoded to {target}"
 
+    def _add_cover(self, cover: Cover | None) -> None:
+        """Keep the input's cover art where the container holds it (see COVER_FORMATS); elsewhere a note."""
+        self.cover_kept = False
+        self._cover_packet = None
+        if cover is None:
+            return
+        name = cover.stream.codec_context.name
+        if self.container.format.name.split(",")[0] not in COVER_FORMATS or name not in self.container.supported_codecs:
+            print(f"note: {self.path.suffix} files cannot hold the input's cover art ({name}); it is left out",
+                  file=sys.stderr)
+            return
+        stream = self.container.add_stream_from_template(cover.stream)
+        stream.disposition = av.stream.Disposition.attached_pic
+        packet = av.Packet(cover.data)
+        packet.stream = stream
+        packet.pts = packet.dts = 0
+        packet.time_base = stream.time_base
+        self._cover_packet = packet  # muxed with the first frame: muxing writes the header, after the display matrix
+        self.cover_kept = True
+
     def write(self, luma: np.ndarray, cb: np.ndarray, cr: np.ndarray, pts: int | None, time_base,
               display_matrix: tuple[int, ...] | None = None) -> None:
         """luma H x W, cb/cr at the pixel format's chroma size; all uint8 in the stream's range.
@@ -393,6 +535,8 @@ class VideoWriter:
             self._first_frame = False
             if display_matrix is not None:
                 self.video.set_display_matrix(list(display_matrix))  # must precede the first encode
+            if self._cover_packet is not None:
+                self.container.mux(self._cover_packet)
         frame = av.VideoFrame(self.video.width, self.video.height, self.pix_fmt)
         for plane, data in zip(frame.planes, (luma, cb, cr)):
             plane_array(plane)[...] = data  # in place: no temporary buffer per plane
