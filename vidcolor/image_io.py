@@ -186,10 +186,18 @@ ALPHA_SUFFIXES = {".png", ".tif", ".tiff", ".webp"}
 DEEP_SUFFIXES = {".png", ".tif", ".tiff"}
 
 
-def write_image_atomic(dst: Path, image: np.ndarray, overwrite: bool = False) -> None:
-    """Encode BGR or BGRA (uint8, or uint16 for DEEP_SUFFIXES) in memory, write it to a temporary name beside dst,
-    then move it into place: dst is never half-written, and without overwrite a dst that another run wrote
-    meanwhile is not replaced."""
+def write_image_atomic(dst: Path, image: np.ndarray, alpha: np.ndarray | None, overwrite: bool = False,
+                       bgr: bool = False) -> None:
+    """Encode in memory, write to a temporary name beside dst, then move it into place: dst is never half-written,
+    and without overwrite a dst that another run wrote meanwhile is not replaced.
+
+    image: RGB (BGR or BGRA, as OpenCV writes it, with bgr=True; a large still is built that way, without another
+    full-size copy) or gray; uint8, or uint16 for DEEP_SUFFIXES. alpha: kept where the format holds it.
+    """
+    if not bgr and image.ndim == 3:
+        image = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
+    if alpha is not None and dst.suffix.lower() in ALPHA_SUFFIXES:
+        image = np.dstack([image, alpha])
     try:
         ok, encoded = cv2.imencode(dst.suffix, image)
     except cv2.error:

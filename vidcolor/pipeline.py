@@ -354,7 +354,7 @@ def colorize_image(src, dst, colorizer: Colorizer, size: int = DEFAULT_SIZE, ove
     del alpha
     colorizer.colorize_into(luma, out, size, given, bgr=True)
     del luma
-    write_image_atomic(dst, out, overwrite)
+    write_image_atomic(dst, out, None, overwrite, bgr=True)  # the alpha is already in out
     summary = {"input": str(src), "output": str(dst), "width": width, "height": height,
                "bits": 16 if out.dtype == np.uint16 else 8, "seconds": round(time.perf_counter() - start, 3)}
     if given is not None:
