@@ -362,13 +362,28 @@ def test_still_that_appears_during_the_run_is_not_replaced(cli, tmp_path, monkey
 
 
 def test_ffmpeg_reason_reaches_the_user(tmp_path):
-    import vidcolor.video_io  # noqa: F401  (turns FFmpeg's error lines on for exceptions)
     from vidcolor.files import as_output_error
+    from vidcolor.video_io import ffmpeg_reasons
 
     dst = tmp_path / "out.mov"
     with pytest.raises(av.FFmpegError) as caught:
-        with av.open(str(dst), "w") as out:
+        with ffmpeg_reasons(), av.open(str(dst), "w") as out:
             out.add_stream("libopus", rate=48000)
             out.start_encoding()
     message = str(as_output_error(caught.value, dst))
     assert message.startswith(f"writing {dst} failed: Invalid argument") and "opus only supported in MP4" in message
+
+
+def test_ffmpeg_reason_reaches_the_user_from_the_writer(cli, tmp_path, monkeypatch):
+    """The same through `vidcolor`: a muxer that refuses the stream when the header is written (here MOV, made to
+    take Opus audio by pretending it supports it) reports FFmpeg's line, and leaves nothing behind."""
+    from vidcolor import video_io
+
+    src = make_clip(tmp_path / "in.mkv", frames=6, audio=True, audio_codec="libopus")
+    supported = av.container.OutputContainer.supported_codecs
+    monkeypatch.setattr(av.container.OutputContainer, "supported_codecs",
+                        property(lambda self: supported.__get__(self) | {"opus"}))
+    assert video_io.av is av
+    message = cli.error(cli.video(src, tmp_path / "out.mov"))
+    assert "opus only supported in MP4" in message
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mkv"]

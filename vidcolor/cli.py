@@ -218,8 +218,9 @@ def damage_note(summary: dict) -> str:
     if summary["read_error"]:
         notes.append(f"input {summary['read_error']}")
     if summary.get("timestamps_fixed"):
-        notes.append(f"{summary['timestamps_fixed']} timestamps went back or repeated (joined files?) and were moved "
-                     "to follow on")
+        count = summary["timestamps_fixed"]
+        notes.append(f"{count} timestamp{'s' if count != 1 else ''} went back or repeated (joined files?) and "
+                     f"{'were' if count != 1 else 'was'} moved to follow on")
     return "; ".join(notes)
 
 

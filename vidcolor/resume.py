@@ -60,7 +60,7 @@ from .errors import InputError, OutputError, VidcolorError
 from .pipeline import (VideoOptions, _DONE, _Failed, _get, _put, _Stopped, _as_output_error, check_output,
                        chroma_planes, describe_run, partial_path, predict_chroma, remove_quietly)
 from .files import place_output
-from .video_io import VideoReader, VideoWriter, follow_on
+from .video_io import VideoReader, VideoWriter, ffmpeg_reasons, follow_on
 
 MANIFEST_NAME = "manifest.json"
 SEGMENT_SUFFIX = ".nut"
@@ -450,7 +450,7 @@ def join_segments(src: Path, dst: Path, folder: Path, manifest: dict, options: V
     tmp = partial_path(dst)
     segments = manifest["segments"]
     try:
-        with av.open(str(folder / segments[0]["file"])) as first, av.open(str(src)) as source, \
+        with ffmpeg_reasons(), av.open(str(folder / segments[0]["file"])) as first, av.open(str(src)) as source, \
                 av.open(str(tmp), "w") as out:
             template = first.streams.video[0]
             video = out.add_stream_from_template(template)

@@ -7,9 +7,11 @@ unchanged. Damaged input: see VideoReader's docstring for what is decoded, skipp
 """
 from __future__ import annotations
 
+import functools
 import logging
 import struct
 import sys
+from contextlib import contextmanager
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -20,12 +22,33 @@ import numpy as np
 from .errors import InputError, OutputError
 from .files import check_input_file
 
-# FFmpeg's own error lines are kept by PyAV as the exception's `log` (files.as_output_error shows it, e.g.
-# "[mov] opus only supported in MP4") only when its logging is on; they are not printed: stderr is for vidcolor's
-# one line, and a damaged input would fill it with decoder complaints.
-av.logging.set_level(av.logging.ERROR)
+# FFmpeg's error lines, while ffmpeg_reasons() has PyAV's logging on, are not printed: stderr is for vidcolor's one
+# line, and a damaged input would fill it with decoder complaints.
 logging.getLogger("libav").addHandler(logging.NullHandler())
 logging.getLogger("libav").propagate = False
+
+
+@contextmanager
+def ffmpeg_reasons():
+    """An FFmpeg error raised inside carries FFmpeg's own last error line (PyAV's exc.log, which
+    files.as_output_error shows, e.g. "[mov] opus only supported in MP4"): PyAV keeps it only while its logging is
+    on. Only around writing: with logging on, FFmpeg's threads take the GIL to log, which can deadlock a thread
+    that holds the GIL while it waits for them (a decoder being closed; PyAV issue 751), so it is not left on."""
+    previous = av.logging.get_level()
+    av.logging.set_level(av.logging.ERROR)
+    try:
+        yield
+    finally:
+        av.logging.set_level(previous)
+
+
+def _explained(method):
+    """Run a VideoWriter method inside ffmpeg_reasons()."""
+    @functools.wraps(method)
+    def wrapper(*args, **kwargs):
+        with ffmpeg_reasons():
+            return method(*args, **kwargs)
+    return wrapper
 
 # Pixel formats whose first plane is 8-bit luma we can hand straight to the model and back to the encoder.
 YUV8_FORMATS = {"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p", "gray", "nv12"}
@@ -417,6 +440,7 @@ COVER_FORMATS = {"mp4", "ipod"}
 class VideoWriter:
     """Encode colorized frames into `path` (normally a temporary name; pipeline.py renames it on success)."""
 
+    @_explained
     def __init__(self, path: Path, info: VideoInfo, settings: EncoderSettings, audio_template=None,
                  cover: Cover | None = None):
         self.path = path
@@ -524,6 +548,7 @@ class VideoWriter:
         self._cover_packet = packet  # muxed with the first frame: muxing writes the header, after the display matrix
         self.cover_kept = True
 
+    @_explained
     def write(self, luma: np.ndarray, cb: np.ndarray, cr: np.ndarray, pts: int | None, time_base,
               display_matrix: tuple[int, ...] | None = None) -> None:
         """luma H x W, cb/cr at the pixel format's chroma size; all uint8 in the stream's range.
@@ -553,6 +578,7 @@ class VideoWriter:
             return (self.video.height + 1) // 2, (self.video.width + 1) // 2
         return self.video.height, self.video.width
 
+    @_explained
     def write_audio(self, packet: av.Packet) -> None:
         if self.audio is None:
             return
@@ -564,6 +590,7 @@ class VideoWriter:
             for resampled in self._resampler.resample(frame):
                 self.container.mux(self.audio.encode(resampled))
 
+    @_explained
     def finish(self) -> None:
         """Flush the encoders (frames still inside them are written) and close the file."""
         self.container.mux(self.video.encode(None))
