@@ -86,6 +86,8 @@ def remove_own_partials() -> None:
 
 
 def _process_alive(pid: int) -> bool:
+    if os.name == "nt":  # os.kill would terminate it there: keep every partial rather than guess
+        return True
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
