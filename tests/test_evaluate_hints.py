@@ -130,3 +130,33 @@ def test_cli_refuses_hints_for_weights_without_a_hint_path(checkpoint, image_fol
     assert result.exit_code != 0 and "take no colour hints" in result.output
     bad = CliRunner().invoke(evaluate.main, ["--data", str(image_folder), "--hints", "five"])
     assert bad.exit_code == 2 and "not a number of points" in bad.output
+
+
+def test_guided_points_figure_has_a_row_of_four_pictures_per_image(tmp_path, hinted_checkpoint, image_folder):
+    from train import figures
+
+    gray = tmp_path / "val" / "gray.png"  # a gray picture is never picked
+    cv2.imwrite(str(gray), np.full((48, 64, 3), 90, np.uint8))
+    result = CliRunner().invoke(figures.main, ["--figure", "guided-points", "--val", str(image_folder),
+                                               "--weights", str(hinted_checkpoint), "--out", str(tmp_path / "docs"),
+                                               "--count", "2", "--seed", "3"])
+    assert result.exit_code == 0, result.output
+    picture = cv2.imread(str(tmp_path / "docs" / "guided-points.jpg"))
+    row_width = round(64 * figures.ROW_HEIGHT / 48)
+    assert picture.shape[:2] == (2 * (figures.ROW_HEIGHT + 4), 4 * row_width)
+    assert [p.name for p in figures.pick_colour_images(image_folder, 2, 3)] == \
+        [p.name for p in figures.pick_colour_images(image_folder, 2, 3)]
+    assert "gray.png" not in [p.name for p in figures.pick_colour_images(image_folder, 4, 3)]
+
+
+def test_points_are_drawn_in_their_colour_with_a_dark_outline():
+    from train import figures
+
+    truth = np.zeros((40, 40, 3), np.uint8)
+    truth[...] = (200, 60, 30)
+    hints = Hints(points=(ColorPoint(x=20, y=20, cb=0.0, cr=0.0, radius=2),))
+    drawn = figures.draw_points(np.full((80, 80, 3), 255, np.uint8), truth, hints, 2.0)
+    centre = (41, 41)  # pixel 20's centre, 20.5 of 40, is 41 of 80
+    assert tuple(drawn[centre]) == (200, 60, 30)
+    ring = drawn[centre[0], centre[1] + figures.POINT_DOT_RADIUS_PX + 1]
+    assert ring.max() < 120  # the dark outline, even on white
