@@ -60,7 +60,7 @@ from vidcolor.video_io import FULL_RANGE, YUV8_FORMATS, EncoderSettings, plane_a
 
 from .data import MIN_MEAN_CHROMA, list_images, mean_chroma, read_rgb
 from .metrics import colourfulness, psnr, ssim
-from .video_metrics import CDC_GAPS, cdc, warp_error
+from .video_metrics import CDC_GAPS, cdc, warp_errors
 
 # Off against what users get.
 DEFAULT_STRENGTHS = (0.0, DEFAULT_STRENGTH)
@@ -333,13 +333,20 @@ def _shots(frame_count: int, cut_frames: tuple[int, ...]) -> list[slice]:
 def shot_warp_error(test: list[np.ndarray], reference: list[np.ndarray], cut_frames: tuple[int, ...]) -> float:
     """warp_error within each known shot, weighted by its number of frame pairs. A pair across a cut has no
     motion to follow: its "flow" matches noise, and its figure would swamp both the output's and the reference's."""
-    total, pairs = 0.0, 0
+    return shot_warp_errors([test], reference, cut_frames)[0]
+
+
+def shot_warp_errors(tests: list[list[np.ndarray]], reference: list[np.ndarray],
+                     cut_frames: tuple[int, ...]) -> list[float]:
+    """shot_warp_error of several test sequences, each reference flow computed once (video_metrics.warp_errors)."""
+    totals, pairs = [0.0] * len(tests), 0
     for shot in _shots(len(reference), cut_frames):
         count = shot.stop - shot.start - 1
         if count >= 1:
-            total += count * warp_error(test[shot], reference[shot])
+            errors = warp_errors([test[shot] for test in tests], reference[shot])
+            totals = [total + count * error for total, error in zip(totals, errors)]
             pairs += count
-    return total / pairs if pairs else float("nan")
+    return [total / pairs if pairs else float("nan") for total in totals]
 
 
 def shot_cdc(frames: list[np.ndarray], cut_frames: tuple[int, ...]) -> float:
@@ -639,9 +646,9 @@ def evaluate_keyframe_clip(colorizer: Colorizer, clip: Clip, every: int, modes: 
             cuts = tuple(c - first for c in clip.cut_frames if first < c < first + len(truth_s))
             pairs = _pairs_within_shots(len(truth_s), cuts)
             if pairs:
-                warp["vidcolor"] += pairs * shot_warp_error(frames_s, truth_s, cuts)
-                warp["baseline"] += pairs * shot_warp_error(baseline_s, truth_s, cuts)
-                warp["reference"] += pairs * shot_warp_error(truth_s, truth_s, cuts)
+                errors = shot_warp_errors([frames_s, baseline_s, truth_s], truth_s, cuts)
+                for key, error in zip(("vidcolor", "baseline", "reference"), errors):
+                    warp[key] += pairs * error
                 warp["pairs"] += pairs
         if not used_runs:
             raise ValueError(f"{clip.name}: {len(reference)} frames leave no run of {every} with 2 frames to score "
