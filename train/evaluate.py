@@ -61,12 +61,14 @@ def evaluate_images(colorizer: Colorizer, images: list[np.ndarray], size: int = 
 
 
 def evaluate_hint_counts(colorizer: Colorizer, images: list[np.ndarray], counts: list[int],
-                         size: int = DEFAULT_SIZE, seed: int = 0) -> list[dict]:
+                         size: int = DEFAULT_SIZE, seed: int = 0, log=lambda message: None) -> list[dict]:
     """evaluate_images once per hint count, each row with the gains of vidcolor over gray and over the
     inverse-distance baseline (PSNR in dB, SSIM). With K=0 the baseline spreads no points: it is the gray picture."""
     rows = []
     for count in counts:
+        start = time.perf_counter()
         result = evaluate_images(colorizer, images, size, hints=count, seed=seed)
+        log(f"{count} points: PSNR {result['psnr']:.2f} dB ({time.perf_counter() - start:.0f} s)")
         if not count:
             result.update(idw_psnr=result["gray_psnr"], idw_ssim=result["gray_ssim"], idw_colourfulness=0.0)
         result["hints"] = count
@@ -154,7 +156,7 @@ def main(data_dir, weights, device, size, saturation, limit, report, hint_counts
         raise click.ClickException(f"weights {weights!r} take no colour hints; --hints needs weights that do")
     start = time.perf_counter()
     if counts:
-        rows = evaluate_hint_counts(colorizer, images, counts, size, seed)
+        rows = evaluate_hint_counts(colorizer, images, counts, size, seed, log=lambda m: click.echo(m, err=True))
         result = {"hints": rows, "seed": seed, "images": len(images)}
     else:
         result = evaluate_images(colorizer, images, size)
