@@ -36,13 +36,14 @@ def make_clip(path: Path, frames: int = 12, width: int = 64, height: int = 48, f
               audio: bool = False, pts_list: list[int] | None = None, time_base: Fraction | None = None,
               colour: bool = False, pix_fmt: str | None = None, codec: str = "libx264",
               audio_codec: str = "aac", neutral_chroma: bool = False, lossless: bool = False,
-              rotation: int | None = None, container_options: dict | None = None) -> Path:
+              rotation: int | None = None, container_options: dict | None = None, pattern=moving_pattern) -> Path:
     """Write a short clip (H.264 by default).
 
     pts_list (in time_base units) makes a variable-frame-rate clip. pix_fmt defaults to yuv420p, or yuv444p for odd
     sizes (4:2:0 needs even ones). neutral_chroma sets Cb = Cr = 128 after the colour conversion, so a colour clip and
     its neutral twin share their luma exactly (with lossless=True, also after decoding). rotation writes a display
     matrix (degrees counter-clockwise). container_options go to the muxer, e.g. {"movflags": "faststart"}.
+    pattern(index, width, height) -> uint8 RGB H x W x 3 draws each frame (to make shots, say).
     """
     if pix_fmt is None:
         pix_fmt = "yuv444p" if (width % 2 or height % 2) else "yuv420p"
@@ -64,7 +65,7 @@ def make_clip(path: Path, frames: int = 12, width: int = 64, height: int = 48, f
         total_audio = int(AUDIO_RATE * frames / fps)
         written_audio = 0
         for i in range(frames):
-            rgb = moving_pattern(i, width, height)
+            rgb = pattern(i, width, height)
             if colour:
                 rgb = tinted(rgb)
             frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format=pix_fmt)

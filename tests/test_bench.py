@@ -63,6 +63,9 @@ def test_report_has_every_phase_with_positive_numbers(tiny_clip, checkpoint, tmp
     table = capsys.readouterr().out
     for name in bench.PHASES:
         assert name in table
+    precision = report["phases"]["model"]["precision"]
+    assert precision in ("float32", "bfloat16") and report["phases"]["vidcolor"]["precision"] == precision
+    assert f"precision {precision}: " in table
 
 
 def test_frames_option_and_random_weights(tiny_clip, tmp_path):

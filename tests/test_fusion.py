@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from vidcolor.colorizer import Colorizer
+from vidcolor.colorizer import Colorizer, onednn_runs_bfloat16
 from vidcolor.fusion import OneDNNConv, fuse_batchnorm, fuse_onednn
 from vidcolor.model import build_model, default_config
 
@@ -49,7 +49,15 @@ def test_batchnorm_folding_keeps_the_output(trained_like):
     torch.testing.assert_close(got, expected, atol=1e-5, rtol=0)
 
 
-@pytest.mark.parametrize("dtype, tolerance", [(torch.float32, 1e-4), (torch.bfloat16, 3e-2)])
+# oneDNN takes bfloat16 convolutions only with avx512bw/vl/dq or avx_ne_convert: not on an AVX2-only CPU (most AMD
+# EPYCs before Zen 4), nor under ONEDNN_MAX_CPU_ISA=AVX2. There the fused network must fall back instead.
+NO_ONEDNN_BFLOAT16 = ("oneDNN runs no bfloat16 convolutions here: it needs avx512bw, avx512vl and avx512dq or "
+                      "avx_ne_convert, which this CPU lacks or ONEDNN_MAX_CPU_ISA leaves out")
+BFLOAT16 = pytest.param(torch.bfloat16, 3e-2, id="bfloat16",
+                        marks=pytest.mark.skipif(not onednn_runs_bfloat16(), reason=NO_ONEDNN_BFLOAT16))
+
+
+@pytest.mark.parametrize("dtype, tolerance", [pytest.param(torch.float32, 1e-4, id="float32"), BFLOAT16])
 def test_onednn_fusion_keeps_the_output(trained_like, dtype, tolerance):
     plain = prepared(trained_like, dtype)
     fused = fuse_onednn(plain)
@@ -59,6 +67,15 @@ def test_onednn_fusion_keeps_the_output(trained_like, dtype, tolerance):
     assert not any(isinstance(m, (nn.ReLU, nn.ReLU6)) for m in fused.modules())
     with torch.inference_mode():
         torch.testing.assert_close(fused(luma(dtype)).float(), plain(luma(dtype)).float(), atol=tolerance, rtol=0)
+
+
+@pytest.mark.skipif(onednn_runs_bfloat16(), reason="oneDNN runs bfloat16 convolutions on this CPU; the fallback "
+                    "needs a CPU without avx512bw/vl/dq and avx_ne_convert, or ONEDNN_MAX_CPU_ISA=AVX2")
+def test_bfloat16_without_onednn_support_falls_back_to_the_plain_network(trained_like, caplog):
+    plain = prepared(trained_like, torch.bfloat16)
+    with caplog.at_level(logging.INFO, logger="vidcolor"):
+        assert fuse_onednn(plain) is plain
+    assert "unavailable" in caplog.text
 
 
 def test_a_failing_operator_falls_back_to_the_plain_network(trained_like, monkeypatch):

@@ -7,10 +7,12 @@ import json
 import cv2
 import numpy as np
 import pytest
+import torch
 
 from media import (jpeg_bytes, make_clip, psnr, read_image_rgb, still, write_cmyk_jpeg, write_image,
                    write_jpeg_with_orientation)
 from vidcolor.color import image_to_luma
+from vidcolor.colorizer import choose_precision
 
 # Rebuilding RGB from luma + predicted chroma rounds and clips each channel: the luma comes back within a few levels.
 STILL_LUMA_PSNR_MIN_DB = 35.0
@@ -42,6 +44,8 @@ def test_several_files_to_a_folder_keep_their_names_and_sizes(cli, tmp_path):
     assert read_image_rgb(out / "b.jpg").shape == (91, 33, 3)
     summary = json.loads(report.read_text())
     assert [(i["width"], i["height"]) for i in summary["images"]] == [(64, 48), (33, 91)]
+    chosen = choose_precision(torch.device("cpu"))
+    assert summary["precision"] == chosen.name and summary["precision_reason"] == chosen.reason
 
 
 def test_one_file_to_a_folder(cli, tmp_path):

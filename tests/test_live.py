@@ -13,13 +13,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from click.testing import CliRunner
 
 from media import make_clip, read_video
 from vidcolor import color
 from vidcolor.cli import main
 from vidcolor.errors import InputError, Terminated, VidcolorError
-from vidcolor.colorizer import MAX_SATURATION
+from vidcolor.colorizer import MAX_SATURATION, choose_precision
 from vidcolor.live import (MAX_LIVE_SIZE, MIN_LIVE_SIZE, SIZE_STEP_PX, CapturedFrame, LiveControls, LiveOptions,
                            NewestFrameSlot, compose_view, parse_source, run_live)
 
@@ -28,7 +29,7 @@ CLIP_FRAMES = 12
 CLIP_W, CLIP_H = 64, 48
 TEST_SIZE = 48  # working short side: small, so a loaded CI machine still runs these quickly
 REQUIRED_KEYS = {"frames_shown", "frames_dropped", "fps", "latency_ms_mean", "latency_ms_p95",
-                 "source_fps", "size", "device"}
+                 "source_fps", "size", "device", "precision", "precision_reason"}
 
 
 @pytest.fixture(scope="module")
@@ -72,6 +73,7 @@ def test_as_fast_as_possible_shows_every_frame_with_its_own_luma(clip, checkpoin
     assert summary["ended"] == "end of source"
     assert (summary["width"], summary["height"]) == (CLIP_W, CLIP_H)
     assert summary["source_fps"] == CLIP_FPS and summary["size"] == TEST_SIZE and summary["device"] == "cpu"
+    assert summary["precision"] == choose_precision(torch.device("cpu")).name
     assert summary["fps"] > 0
     assert 0 <= summary["latency_ms_mean"] <= summary["latency_ms_max"]
     assert summary["latency_ms_p95"] <= summary["latency_ms_max"]

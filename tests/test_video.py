@@ -7,8 +7,10 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
+import torch
 
 from media import make_clip, psnr, read_video
+from vidcolor.colorizer import choose_precision
 
 LUMA_PSNR_MIN_DB = 45.0  # --crf 0 keeps the input's luma within rounding
 
@@ -67,6 +69,9 @@ def test_chroma_is_added(lossless_run):
 def test_report_describes_the_run(lossless_run, checkpoint):
     _, _, report, result = lossless_run
     assert report["frames"] == 12 and report["device"] == "cpu" and report["weights"] == str(checkpoint)
+    # Which precision ran, and why: it depends on the CPU and on ONEDNN_MAX_CPU_ISA, so the report must say.
+    chosen = choose_precision(torch.device("cpu"))
+    assert report["precision"] == chosen.name and report["precision_reason"] == chosen.reason
     assert report["input_video"]["width"] == report["output_video"]["width"] == 64
     assert report["input_video"]["height"] == report["output_video"]["height"] == 48
     assert report["input_video"]["rate"] == report["output_video"]["rate"] == 24
@@ -178,11 +183,11 @@ def fail_on_second_batch(monkeypatch):
     original = Colorizer.predict
     calls = []
 
-    def predict(self, luma):
+    def predict(self, luma, hints=None):
         calls.append(len(luma))
         if len(calls) == 2:
             raise Boom("model failed")
-        return original(self, luma)
+        return original(self, luma, hints)
 
     monkeypatch.setattr(Colorizer, "predict", predict)
     return calls

@@ -222,6 +222,7 @@ def phase_transcode(src: str, dst: str, codec: str, preset: str, crf: int) -> di
 def phase_model(src: str, weights: str, device: str, size: int, batch_size: int) -> dict:
     """The network alone at working size, on random luma (the cost does not depend on the content)."""
     import numpy as np
+    import torch
 
     from .colorizer import load_colorizer
     from .video_io import VideoReader
@@ -237,7 +238,9 @@ def phase_model(src: str, weights: str, device: str, size: int, batch_size: int)
     for _ in range(MODEL_TIMED_BATCHES):
         colorizer.predict(luma)
     seconds, cpu = time.perf_counter() - start, cpu_seconds() - start_cpu
-    return _timed(MODEL_TIMED_BATCHES * batch_size, seconds, cpu, setup_rss, working_size=[work_w, work_h])
+    return _timed(MODEL_TIMED_BATCHES * batch_size, seconds, cpu, setup_rss, working_size=[work_w, work_h],
+                  precision=colorizer.precision.name, precision_reason=colorizer.precision.reason,
+                  torch_threads=torch.get_num_threads())
 
 
 def phase_vidcolor(src: str, dst: str, weights: str, device: str, size: int, batch_size: int, codec: str,
@@ -259,7 +262,8 @@ def phase_vidcolor(src: str, dst: str, weights: str, device: str, size: int, bat
     cpu = cpu_seconds() - start_cpu
     return _timed(summary["frames"], summary["seconds"], cpu, setup_rss, load_seconds=round(load_seconds, 3),
                   stage_seconds=summary["stage_seconds"], working_size=summary["working_size"],
-                  device=summary["device"], torch_threads=torch.get_num_threads())
+                  device=summary["device"], precision=summary["precision"],
+                  precision_reason=summary["precision_reason"], torch_threads=torch.get_num_threads())
 
 
 PHASE_FUNCTIONS = {"decode": phase_decode, "transcode": phase_transcode, "model": phase_model,
@@ -297,6 +301,9 @@ def machine_info() -> dict:
     import av
     import torch
 
+    from .colorizer import onednn_isa_cap
+
+    cap = onednn_isa_cap()
     return {
         "platform": platform.platform(),
         "processor": _cpu_model(),
@@ -306,6 +313,7 @@ def machine_info() -> dict:
         "av": av.__version__,
         "cuda_device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
         "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
+        "onednn_isa_cap": "=".join(cap) if cap else None,  # the user's cap on oneDNN's instruction set
     }
 
 
@@ -436,6 +444,9 @@ def format_table(report: dict) -> str:
         work_w, work_h = report["phases"]["model"]["working_size"]
         lines.append(f"(model: the network alone on {work_w}x{work_h} luma, "
                      f"{MODEL_TIMED_BATCHES} batches after a warm-up)")
+    precision_phase = report["phases"].get("model") or report["phases"].get("vidcolor")
+    if precision_phase:
+        lines.append(f"precision {precision_phase['precision']}: {precision_phase['precision_reason']}")
     if "vidcolor" in report["phases"]:
         result = report["phases"]["vidcolor"]
         stages = result["stage_seconds"]

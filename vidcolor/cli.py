@@ -1,4 +1,4 @@
-"""Command line: `vidcolor IN OUT` (= `vidcolor video IN OUT`), `vidcolor image`, `vidcolor live`.
+"""Command line: `vidcolor IN OUT` (= `vidcolor video IN OUT`), `vidcolor image`, `vidcolor live`, `vidcolor frames`.
 
 The CLI only translates: it parses options, calls one library function, and turns library errors into one line on
 stderr and an exit code (0 ok, 1 error, 2 usage, 130 interrupted by Ctrl-C, 143 terminated). Heavy modules (torch,
@@ -137,6 +137,7 @@ def main():
     vidcolor IN.mp4 OUT.mp4          colorize a video (same as `vidcolor video ...`)
     vidcolor image IN.jpg -o OUT.png colorize stills
     vidcolor live                    colorize a webcam or stream in real time
+    vidcolor frames IN.mp4 -o DIR    frames to colour by hand, for --keyframes
     """
 
 
@@ -159,8 +160,12 @@ def main():
                    "after an interruption to continue from the last completed segment.")
 @click.option("--segment-frames", default=1000, show_default=True, type=click.IntRange(1),
               help="With --resume: frames per segment (the most work an interruption loses).")
+@click.option("--keyframes", type=click.Path(path_type=Path),
+              help="Folder of colour keyframes named by 0-based frame index: <index>.png/.jpg (a coloured version "
+                   "of that frame) or <index>.json (colour points). Their colours are carried along the motion to "
+                   "the frames around them, within each shot (`vidcolor frames` exports frames to colour).")
 def video(src, dst, weights, device, size, saturation, batch_size, smooth, crf, preset, codec, no_audio, overwrite,
-          quiet, report, resume, segment_frames):
+          quiet, report, resume, segment_frames, keyframes):
     """Colorize the video IN into OUT, keeping its size, timing and audio."""
 
     def job():
@@ -170,7 +175,7 @@ def video(src, dst, weights, device, size, saturation, batch_size, smooth, crf, 
 
         options = VideoOptions(size=size, batch_size=batch_size, smooth=smooth, audio=not no_audio,
                                overwrite=overwrite, progress=not quiet, resume=resume, segment_frames=segment_frames,
-                               encoder=EncoderSettings(codec=codec, crf=crf, preset=preset))
+                               encoder=EncoderSettings(codec=codec, crf=crf, preset=preset), keyframes=keyframes)
         check_video_job(src, dst, options)  # fail before the model loads
         colorizer = load_colorizer(weights, device, saturation)
         summary = colorize_video(src, dst, colorizer, options)
@@ -246,10 +251,52 @@ def image(inputs, output, weights, device, size, saturation, hints, overwrite, r
         colorizer = load_colorizer(weights, device, saturation)
         results = [colorize_image(src, dst, colorizer, size=size, overwrite=overwrite, hints=given[src])
                    for src, dst in targets]
-        write_report(report, {"images": results, "device": str(colorizer.device), "weights": weights,
-                              "saturation": saturation})
+        write_report(report, {"images": results, "device": str(colorizer.device),
+                              "precision": colorizer.precision.name, "precision_reason": colorizer.precision.reason,
+                              "weights": weights, "saturation": saturation})
         for r in results:
             click.echo(r["output"])
+
+    run_guarded(job)
+
+
+def frame_indices(ctx, param, value: str | None) -> list[int] | None:
+    """--at 0,120,480 -> [0, 120, 480]."""
+    if value is None:
+        return None
+    try:
+        indices = [int(part) for part in value.split(",")]
+    except ValueError:
+        indices = []
+    if not indices or min(indices) < 0:
+        raise click.BadParameter(f"{value!r}: give 0-based frame indices separated by commas, like 0,120,480")
+    return indices
+
+
+@main.command()
+@click.argument("src", metavar="IN", type=click.Path(path_type=Path))
+@click.option("-o", "--output", "folder", required=True, type=click.Path(path_type=Path),
+              help="Folder for the PNGs, named <frame index>.png (created if missing).")
+@click.option("--at", callback=frame_indices, metavar="I,J,...", help="These frames (0-based indices).")
+@click.option("--every", type=click.IntRange(1), metavar="N", help="Frames 0, N, 2N, ...")
+@click.option("--every-shot", is_flag=True,
+              help="The first frame of each shot: frame 0 and the frame after each scene cut, found by the same "
+                   "test that restarts the temporal smoothing.")
+@click.option("-y", "--overwrite", is_flag=True, help="Replace existing <index>.png files.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def frames(src, folder, at, every, every_shot, overwrite, quiet):
+    """Write frames of the video IN as gray PNGs to colour in an image editor; give the folder back with
+    `vidcolor IN OUT --keyframes DIR`. Frames are full size, as stored in the file (rotation metadata is not
+    applied, as vidcolor colorizes them), with limited-range luma shown at full range."""
+    if sum([at is not None, every is not None, every_shot]) != 1:
+        raise click.UsageError("give exactly one of --at, --every, --every-shot")
+
+    def job():
+        from .frames import export_frames
+
+        for path in export_frames(src, folder, at=at, every=every, every_shot=every_shot, overwrite=overwrite,
+                                  progress=not quiet):
+            click.echo(str(path))
 
     run_guarded(job)
 

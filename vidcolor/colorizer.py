@@ -1,8 +1,9 @@
 """Colorizer: a loaded network on a chosen device, predicting chroma for batches of luma.
 
 Device and precision are decided once, here, and visibly: CUDA in half precision when asked for (or when "auto"
-finds one), otherwise the CPU with channels_last, in bfloat16 where the CPU computes it natively and float32
-elsewhere, with BatchNorm folded and each convolution fused with its activation (vidcolor/fusion.py).
+finds one), otherwise the CPU with channels_last, in bfloat16 where oneDNN computes it natively and float32
+elsewhere (choose_precision, whose reason goes to the log and the reports), with BatchNorm folded and each
+convolution fused with its activation (vidcolor/fusion.py).
 """
 from __future__ import annotations
 
@@ -46,12 +47,77 @@ def check_saturation(saturation: float) -> None:
         raise ValueError(f"saturation {saturation:g} is out of range; use 0 (gray) to {MAX_SATURATION:g}")
 
 
-def cpu_has_fast_bfloat16() -> bool:
-    """True where the CPU computes bfloat16 natively; elsewhere bfloat16 is emulated and slower than float32."""
+# oneDNN ISA caps (ONEDNN_MAX_CPU_ISA, or its older name DNNL_MAX_CPU_ISA) that leave AVX512-BF16 out, although the
+# CPU may have it. Under AVX512_CORE and AVX512_CORE_VNNI oneDNN emulates bfloat16 convolutions: the fused network
+# took about twice float32's time. Under AVX2 and the rest it refuses them ("bf16 path needs the cpu support
+# avx_ne_convert or avx512bw, avx512vl and avx512dq"), the fused network falls back, and torch's reference
+# convolution took 615 ms per frame instead of 7. (342x192, batch 8, default weights, one thread, 2-core Xeon.)
+ONEDNN_ISAS_WITHOUT_BFLOAT16 = frozenset(
+    {"SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX2_VNNI_2", "AVX512_CORE", "AVX512_CORE_VNNI"})
+ONEDNN_ISA_VARIABLES = ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA")  # oneDNN reads the first one set
+
+
+@dataclass(frozen=True)
+class Precision:
+    """The network's dtype and, in words, why it was chosen (for the log and the reports)."""
+
+    dtype: torch.dtype
+    reason: str
+
+    @property
+    def name(self) -> str:
+        return str(self.dtype).removeprefix("torch.")
+
+
+def onednn_isa_cap() -> tuple[str, str] | None:
+    """(variable, value upper-cased) of the ISA cap the user set for oneDNN, or None where there is none."""
+    for variable in ONEDNN_ISA_VARIABLES:
+        value = os.environ.get(variable)
+        if value:  # oneDNN compares the value case-insensitively and ignores an empty one
+            return variable, value.upper()
+    return None
+
+
+def cpu_has_avx512_bfloat16() -> bool:
+    """True where the CPU has the AVX512-BF16 instructions (whatever oneDNN has been told to use)."""
     try:
         return bool(torch.cpu._is_avx512_bf16_supported())
     except AttributeError:  # the check is not public API and may move
         return False
+
+
+def onednn_runs_bfloat16() -> bool:
+    """True where oneDNN takes bfloat16 convolutions at all (natively or emulated), as it runs in this process: it
+    needs avx512bw/vl/dq or avx_ne_convert, and honours ONEDNN_MAX_CPU_ISA as read when torch started."""
+    try:
+        return torch.backends.mkldnn.is_available() and bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):  # not public API either
+        return False
+
+
+def choose_precision(device: torch.device) -> Precision:
+    """The network's dtype on this device, decided here only: float16 on CUDA; on the CPU bfloat16 where oneDNN
+    computes it natively (AVX512-BF16 present and not capped away), float32 elsewhere.
+
+    Emulated bfloat16 is slower than float32, so a CPU without the instructions, or a user or CI who caps oneDNN
+    below AVX512_CORE_BF16 to see how an older CPU behaves, gets float32.
+    """
+    if device.type == "cuda":
+        return Precision(torch.float16, "CUDA GPU: half precision")
+    if device.type != "cpu":
+        return Precision(torch.float32, f"{device.type}: float32")
+    if not cpu_has_avx512_bfloat16():
+        return Precision(torch.float32, "this CPU has no AVX512-BF16; bfloat16 would be emulated, slower than float32")
+    cap = onednn_isa_cap()
+    if cap is not None and cap[1] in ONEDNN_ISAS_WITHOUT_BFLOAT16:
+        return Precision(torch.float32, f"{cap[0]}={cap[1]} keeps oneDNN below AVX512_CORE_BF16; bfloat16 would be "
+                                        "emulated, slower than float32")
+    if not onednn_runs_bfloat16():
+        return Precision(torch.float32, "oneDNN in this torch build runs no bfloat16 convolutions")
+    # 2.2x faster than float32 (measured at 256x448, one thread); the output moves by at most 0.008 of the chroma
+    # range, under one 8-bit level.
+    return Precision(torch.bfloat16, "CPU with AVX512-BF16: bfloat16 runs natively in oneDNN, about twice as fast "
+                                     "as float32")
 
 
 def choose_device(requested: str = "auto") -> torch.device:
@@ -118,15 +184,9 @@ class Colorizer:
         # A private copy with BatchNorm folded into the convolutions: the caller's model (during training, the one
         # being trained) is left as it was.
         model = fuse_batchnorm(copy.deepcopy(self.model)).to(self.device).eval()
-        self.half = self.device.type == "cuda"
-        if self.half:
-            model = model.half()
-        elif self.device.type == "cpu" and cpu_has_fast_bfloat16():
-            # 2.2x faster on CPUs with AVX512-BF16 (measured at 256x448, one thread); the output moves by at most
-            # 0.008 of the chroma range, under one 8-bit level.
-            model = model.to(torch.bfloat16)
-            log.info("CPU with AVX512-BF16: running the network in bfloat16")
-        model = model.to(memory_format=torch.channels_last)
+        self.precision = choose_precision(self.device)
+        log.info("running the network in %s on %s (%s)", self.precision.name, self.device.type, self.precision.reason)
+        model = model.to(self.precision.dtype).to(memory_format=torch.channels_last)
         if self.device.type == "cpu":
             configure_cpu_threads()
             model = fuse_onednn(model)
@@ -171,8 +231,7 @@ class Colorizer:
                         out = np.empty((len(luma), *part.shape[1:]), np.float32)
                     out[group] = part
                 return out
-        # The model's own dtype: float16 on CUDA, float32 on the CPU unless the Colorizer chose otherwise.
-        model_dtype = next(self.model.parameters()).dtype
+        model_dtype = self.precision.dtype
 
         def run(batch: np.ndarray, batch_hints: np.ndarray | None) -> np.ndarray:
             x = torch.from_numpy(batch)[:, None]  # n x 1 x h x w

@@ -772,6 +772,8 @@ class _LiveLoop:
             "working_height": h,
             "smoothing": self.strength_on if self.controls.smoothing else 0.0,
             "device": str(self.colorizer.device),
+            "precision": self.colorizer.precision.name,
+            "precision_reason": self.colorizer.precision.reason,
             "weights": self.colorizer.weights,
             "saturation": self.colorizer.saturation,
         }

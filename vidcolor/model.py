@@ -16,7 +16,7 @@ A model is fully described by a ModelConfig, which travels inside every checkpoi
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn.functional as F
@@ -240,14 +240,43 @@ class HintEncoder(nn.Module):
         return features
 
 
+def spread_hints(hints: torch.Tensor, levels: int = 5) -> torch.Tensor:
+    """Hinted colour spread over the whole picture, without learned weights: N x 3 x H x W hints (H and W multiples
+    of 2 ** levels) -> N x 2 x H/2 x W/2 chroma (times CHROMA_SCALE).
+
+    Pull-push interpolation: the weighted hint colour and mask are averaged down a pyramid (pull); then, from the
+    coarsest level (where the whole picture's mean hint fills any empty cell) back up, each level keeps its own mean
+    colour where it has hints and takes the coarser level's, upsampled, where it has none (push). What a plain
+    interpolation of the hints gives, at the cost of a few poolings, for any number of points or a dense map."""
+    mask = hints[:, 2:3]
+    weighted = hints[:, :2] * mask
+    pyramid = []
+    for _ in range(levels):
+        weighted, mask = F.avg_pool2d(weighted, 2), F.avg_pool2d(mask, 2)
+        pyramid.append((weighted, mask))
+    total = mask.sum(dim=(2, 3), keepdim=True)
+    estimate = (weighted.sum(dim=(2, 3), keepdim=True) / (total + 1e-6)).expand_as(weighted)
+    for level in range(levels - 1, -1, -1):
+        weighted, mask = pyramid[level]
+        if estimate.shape[-2:] != mask.shape[-2:]:
+            estimate = F.interpolate(estimate, size=mask.shape[-2:], mode="bilinear", align_corners=False)
+        # Confidence 1 where the cell holds a whole hinted pixel's worth of mask (a cell 2^(level+1) pixels wide).
+        confidence = (mask * 4.0 ** (level + 1)).clamp(max=1.0)
+        estimate = confidence * (weighted / (mask + 1e-6)) + (1.0 - confidence) * estimate
+    return estimate
+
+
 class EffNetUNet(nn.Module):
     """Luma (and, with config.hints, colour hints) -> chroma at half resolution. Works at any input size: padded
     to the encoder's stride of 32.
 
     With hints the luma encoder is shared and a second decoder and head (hint_decoder, hint_head) take its features
-    plus the HintEncoder's. The automatic path (no hints) is the plain network, untouched, so adding hints to a
-    trained network, or training its hint path, never changes what it does without hints; and a frame without
-    hints costs what it did before.
+    plus the HintEncoder's. Their chroma is then pulled towards the plain spread of the hints (spread_hints) by a
+    learned per-pixel gate: the network decides, from what it sees, where the hinted colour reaches (the same
+    surface) and where it stops (an edge, another object), instead of having to paint the colour itself. The gate
+    starts at 0 and the hint decoder as a copy of the automatic one, so a new hint path gives today's output.
+    The automatic path (no hints) is the plain network, untouched, so adding hints to a trained network, or training
+    its hint path, never changes what it does without hints; and a frame without hints costs what it did before.
     """
 
     STRIDE = 32
@@ -260,6 +289,10 @@ class EffNetUNet(nn.Module):
         if config.hints:
             self.hint_encoder = HintEncoder()
             self.hint_decoder, self.hint_head = self._decoder(config)
+            # Gate from the last decoder features, the spread colour and the network's own: 0 at the start.
+            self.hint_gate = nn.Conv2d(config.decoder_channels[-1] + 4, 1, 3, padding=1)
+            nn.init.zeros_(self.hint_gate.weight)
+            nn.init.zeros_(self.hint_gate.bias)
 
     @staticmethod
     def _decoder(config: ModelConfig) -> tuple[nn.ModuleList, nn.Conv2d]:
@@ -297,6 +330,10 @@ class EffNetUNet(nn.Module):
         for stage, skip in zip(decoder, reversed(features[:-1])):
             x = stage(x, skip)
         chroma = torch.tanh(head(x))  # N x 2 x H/2 x W/2 (padded)
+        if hints is not None:
+            spread = spread_hints(hints.to(chroma.dtype))
+            gate = self.hint_gate(torch.cat([x, spread, chroma], dim=1)).clamp(0.0, 1.0)
+            chroma = chroma + gate * (spread - chroma)
         return chroma[..., : (h + 1) // 2, : (w + 1) // 2]
 
 

@@ -44,6 +44,8 @@ class VideoOptions:
     progress: bool = True
     resume: bool = False  # work in segments that an interrupted run can continue from (resume.py)
     segment_frames: int = DEFAULT_SEGMENT_FRAMES  # with resume only
+    # A folder of colour keyframes (<frame index>.png/.jpg/.json, vidcolor/keyframes.py), carried through the video.
+    keyframes: str | os.PathLike | None = None
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -85,10 +87,80 @@ def _get(q: queue.Queue, stop: threading.Event):
     raise _Stopped()
 
 
-def predict_chroma(colorizer: Colorizer, small: np.ndarray, full_range: bool) -> np.ndarray:
-    """Working-size luma planes (N x h x w uint8, in the video's range) -> chroma N x 2 x h' x w' in [-0.5, 0.5]."""
+def predict_chroma(colorizer: Colorizer, small: np.ndarray, full_range: bool, hints: list | None = None) -> np.ndarray:
+    """Working-size luma planes (N x h x w uint8, in the video's range) -> chroma N x 2 x h' x w' in [-0.5, 0.5].
+    hints: None, or per frame the network's hint planes (3 x h x w) or None (automatic colour)."""
     model_luma = small.astype(np.float32) / 255.0 if full_range else color.limited_to_full_luma(small)
-    return colorizer.predict(model_luma)
+    planes = None
+    if hints is not None and any(h is not None for h in hints):
+        empty = np.zeros((3, *small.shape[1:]), np.float32)
+        planes = np.stack([empty if h is None else h for h in hints])
+    return colorizer.predict(model_luma, planes)
+
+
+def attach_guidance(item, number: int, guide, work_h: int, work_w: int) -> None:
+    """Give a decoded frame (in decode order) its number in presentation order, as keyframes are named, and the
+    colour carried to it from keyframes: as the network's hints and for the output (vidcolor/keyframes.py)."""
+    from .keyframes import network_hints
+
+    item.number = number
+    item.carried = guide.carried(number, item.luma) if guide is not None else None
+    item.hints = None if item.carried is None else network_hints(item.carried, work_h, work_w)
+
+
+def guided_chroma(item, predicted: np.ndarray, guide, smoother, colorizer: Colorizer, size: int, limited: bool,
+                  chroma_h: int, chroma_w: int, timings: "_Timings | None" = None) -> tuple[np.ndarray, np.ndarray]:
+    """One frame's output Cb and Cr planes from its predicted chroma, in frame order: smoothed, or at a colour
+    keyframe exactly the keyframe's colours (and the smoother carries them on). The one copy of this step for the
+    plain and the --resume path."""
+    t = time.perf_counter()
+    if guide is not None and guide.is_keyframe(item.number):
+        cb, cr, anchor = guide.keyframe_planes(item.number, item.luma, colorizer, size, chroma_h, chroma_w, limited)
+        smoother.anchor(item.small, anchor)
+        if timings is not None:
+            timings.merge_s += time.perf_counter() - t
+        return cb, cr
+    smoothed = smoother.smooth(item.small, predicted)
+    t2 = time.perf_counter()
+    if getattr(item, "carried", None) is not None:
+        from .keyframes import blend_carried
+
+        full = blend_carried(smoothed, item.carried, chroma_h, chroma_w)
+        planes = color.chroma_to_plane(full[0], limited), color.chroma_to_plane(full[1], limited)
+    else:
+        planes = chroma_planes(smoothed, limited, chroma_h, chroma_w)
+    if timings is not None:
+        timings.smoothing_s += t2 - t
+        timings.merge_s += time.perf_counter() - t2
+    return planes
+
+
+def open_keyframe_guide(src: Path, dst: Path, colorizer: Colorizer, options: VideoOptions, info,
+                        work_shape: tuple[int, int]):
+    """(KeyframeGuide after its first pass, its cache folder) for options.keyframes, or (None, None)."""
+    if options.keyframes is None:
+        return None, None
+    import shutil
+    import tempfile
+
+    from tqdm import tqdm
+
+    from .keyframes import KeyframeGuide
+
+    cache = Path(tempfile.mkdtemp(prefix=f".{dst.name}.vidcolor-keyframes-", dir=dst.parent))
+    try:
+        guide = KeyframeGuide(options.keyframes, info.width, info.height, info.full_range, work_shape, cache)
+        with VideoReader(src, with_audio=False) as first:
+            progress = tqdm(total=first.estimated_frames() or None, unit="frame", desc="keyframes", file=sys.stderr,
+                            disable=not options.progress, dynamic_ncols=True, leave=False)
+            try:
+                guide.prepare((item for kind, item in first if kind == "video"), colorizer, options.size, progress)
+            finally:
+                progress.close()
+    except BaseException:
+        shutil.rmtree(cache, ignore_errors=True)
+        raise
+    return guide, cache
 
 
 def chroma_planes(chroma: np.ndarray, limited: bool, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
@@ -118,6 +190,11 @@ def check_video_job(src, dst, options: VideoOptions = VideoOptions()) -> None:
     check_output(src, dst, options.overwrite)
     with VideoReader(src, with_audio=options.audio) as reader:
         check_video_output(partial_path(dst), reader.info, options.encoder)
+        if options.keyframes is not None:
+            from .keyframes import KeyframeGuide
+
+            # Parses and checks every keyframe file (names, JSON, colours, points inside the frame, aspect ratio).
+            KeyframeGuide(options.keyframes, reader.info.width, reader.info.height, reader.info.full_range, (2, 2))
 
 
 def colorize_video(src, dst, colorizer: Colorizer, options: VideoOptions = VideoOptions()) -> dict:
@@ -144,6 +221,11 @@ def colorize_video(src, dst, colorizer: Colorizer, options: VideoOptions = Video
     stop = threading.Event()
     timings = _Timings()
     work_h, work_w = colorizer.working_shape(info.height, info.width, options.size)
+    try:
+        guide, guide_cache = open_keyframe_guide(src, dst, colorizer, options, info, (work_h, work_w))
+    except BaseException:
+        reader.close()
+        raise
     strength = DEFAULT_STRENGTH if options.smooth is None else options.smooth
     smoother = ChromaSmoother(strength)
     inbox: queue.Queue = queue.Queue(maxsize=2 * options.batch_size)
@@ -155,6 +237,7 @@ def colorize_video(src, dst, colorizer: Colorizer, options: VideoOptions = Video
     def decode_worker():
         try:
             items = iter(reader)
+            number = 0
             while True:
                 t = time.perf_counter()  # started before the read, so decode time includes the decoder's work
                 try:
@@ -163,6 +246,8 @@ def colorize_video(src, dst, colorizer: Colorizer, options: VideoOptions = Video
                     break
                 if kind == "video":
                     item.small = resize_plane(item.luma, work_h, work_w)
+                    attach_guidance(item, number, guide, work_h, work_w)
+                    number += 1
                 timings.decode_s += time.perf_counter() - t
                 _put(inbox, (kind, item), stop)
             _put(inbox, _DONE, stop)
@@ -216,7 +301,8 @@ def colorize_video(src, dst, colorizer: Colorizer, options: VideoOptions = Video
             chroma = None
             if frames:
                 t = time.perf_counter()
-                chroma = predict_chroma(colorizer, np.stack([f.small for f in frames]), info.full_range)
+                chroma = predict_chroma(colorizer, np.stack([f.small for f in frames]), info.full_range,
+                                        [f.hints for f in frames])
                 timings.inference_s += time.perf_counter() - t
             n = 0
             for kind, item in pending:
@@ -225,12 +311,8 @@ def colorize_video(src, dst, colorizer: Colorizer, options: VideoOptions = Video
                 if kind == "audio":
                     _put(outbox, (kind, item), stop)
                     continue
-                t = time.perf_counter()
-                c = smoother.smooth(item.small, chroma[n])
-                t2 = time.perf_counter()
-                timings.smoothing_s += t2 - t
-                cb, cr = chroma_planes(c, not info.full_range, chroma_h, chroma_w)
-                timings.merge_s += time.perf_counter() - t2
+                cb, cr = guided_chroma(item, chroma[n], guide, smoother, colorizer, options.size,
+                                       not info.full_range, chroma_h, chroma_w, timings)
                 _put(outbox, ("video", item, cb, cr), stop)
                 n += 1
 
@@ -279,6 +361,10 @@ def colorize_video(src, dst, colorizer: Colorizer, options: VideoOptions = Video
     finally:
         progress.close()
         reader.close()
+        if guide_cache is not None:
+            import shutil
+
+            shutil.rmtree(guide_cache, ignore_errors=True)
 
     seconds = time.perf_counter() - start
     summary = describe_run(src, dst, colorizer, info, (work_h, work_w), strength, smoother.cuts,
@@ -295,6 +381,8 @@ def colorize_video(src, dst, colorizer: Colorizer, options: VideoOptions = Video
         "audio": writer.audio_mode,
         "stage_seconds": {k: round(v, 3) for k, v in vars(timings).items()},
     })
+    if guide is not None:
+        summary["keyframes"] = guide.indices
     return summary
 
 
@@ -306,6 +394,8 @@ def describe_run(src: Path, dst: Path, colorizer: Colorizer, info, working_shape
         "input": str(src),
         "output": str(dst),
         "device": str(colorizer.device),
+        "precision": colorizer.precision.name,
+        "precision_reason": colorizer.precision.reason,
         "weights": colorizer.weights,
         "saturation": colorizer.saturation,
         "working_size": [working_shape[1], working_shape[0]],

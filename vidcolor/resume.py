@@ -57,8 +57,9 @@ import numpy as np
 from . import __version__
 from .colorizer import Colorizer, resize_plane
 from .errors import InputError, OutputError, VidcolorError
-from .pipeline import (VideoOptions, _DONE, _Failed, _get, _put, _Stopped, _as_output_error, check_output,
-                       chroma_planes, describe_run, partial_path, predict_chroma, remove_quietly)
+from .pipeline import (VideoOptions, _DONE, _Failed, _get, _put, _Stopped, _as_output_error, attach_guidance,
+                       check_output, describe_run, guided_chroma, open_keyframe_guide, partial_path, predict_chroma,
+                       remove_quietly)
 from .video_io import VideoReader, VideoWriter
 
 MANIFEST_NAME = "manifest.json"
@@ -96,7 +97,20 @@ def output_options(colorizer: Colorizer, options: VideoOptions, strength: float,
             "saturation": colorizer.saturation, "smooth": strength, "batch_size": options.batch_size,
             "segment_frames": options.segment_frames,
             "codec": encoder.codec, "crf": encoder.crf, "preset": encoder.preset, "pix_fmt": encoder.pix_fmt,
-            "audio": options.audio, "suffix": suffix}
+            "audio": options.audio, "suffix": suffix, "keyframes": keyframes_identity(options.keyframes)}
+
+
+def keyframes_identity(folder) -> str | None:
+    """A digest of a keyframes folder's files (names and contents): a resumed job with changed keyframes is refused."""
+    if folder is None:
+        return None
+    from .guidance import list_keyframes
+
+    digest = hashlib.sha256()
+    for index, path in sorted(list_keyframes(folder).items()):
+        digest.update(f"{index}:{path.name}:".encode())
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -184,11 +198,23 @@ class _FolderLock:
 # reading from where the last segment ended
 
 
-def _open_positioned(src: Path, start_frame: int):
-    """(reader, iterator of the input's Frames from frame number start_frame on). See the module docstring."""
+def _open_positioned(src: Path, start_frame: int, guide=None, work_shape: tuple[int, int] = (0, 0)):
+    """(reader, iterator of the input's Frames from frame number start_frame on), each with its number and colour
+    carried from keyframes (pipeline.attach_guidance). See the module docstring. With keyframes, the frames skipped
+    still go through the guide, so that colour carried forward into the first new segment is what an uninterrupted
+    run carried."""
     reader = VideoReader(src, with_audio=False)
-    frames = (item for kind, item in reader if kind == "video")
-    return reader, itertools.islice(frames, start_frame, None)
+
+    def numbered():
+        for number, frame in enumerate(item for kind, item in reader if kind == "video"):
+            if number < start_frame:
+                if guide is not None:
+                    guide.carried(number, frame.luma)
+                continue
+            attach_guidance(frame, number, guide, *work_shape)
+            yield frame
+
+    return reader, numbered()
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -218,6 +244,7 @@ def colorize_video_resumable(src, dst, colorizer: Colorizer, options: VideoOptio
     except OSError as exc:
         raise OutputError(f"cannot create the work folder {folder}: {exc.strerror or exc}") from None
     lock = _FolderLock(folder)
+    guide_cache = None
     try:
         if manifest is None:
             manifest = open_manifest(folder, identity, job)
@@ -231,11 +258,14 @@ def colorize_video_resumable(src, dst, colorizer: Colorizer, options: VideoOptio
             info = probe.info
             estimated = probe.estimated_frames()
         stats = {"corrupt_packets": 0, "read_error": None}
+        guide = None
         if not manifest["complete"]:
+            work_shape = colorizer.working_shape(info.height, info.width, options.size)
+            guide, guide_cache = open_keyframe_guide(src, dst, colorizer, options, info, work_shape)
             progress = tqdm(total=estimated or None, initial=frames_before, unit="frame", desc=src.name,
                             file=sys.stderr, disable=not options.progress, dynamic_ncols=True, leave=True)
             try:
-                _run_segments(src, dst, folder, manifest, colorizer, smoother, options, info, progress, stats)
+                _run_segments(src, dst, folder, manifest, colorizer, smoother, options, info, progress, stats, guide)
             finally:
                 progress.close()
         frames = sum(s["frames"] for s in manifest["segments"])
@@ -247,6 +277,8 @@ def colorize_video_resumable(src, dst, colorizer: Colorizer, options: VideoOptio
         audio_mode, output_codec, output_pix_fmt = join_segments(src, dst, folder, manifest, options)
     finally:
         lock.release()
+        if guide_cache is not None:
+            shutil.rmtree(guide_cache, ignore_errors=True)
     shutil.rmtree(folder, ignore_errors=True)  # OUT is complete; a leftover folder would only waste space
 
     seconds = time.perf_counter() - start_time
@@ -271,7 +303,7 @@ def colorize_video_resumable(src, dst, colorizer: Colorizer, options: VideoOptio
     return summary
 
 
-def _run_segments(src, dst, folder, manifest, colorizer, smoother, options, info, progress, stats) -> None:
+def _run_segments(src, dst, folder, manifest, colorizer, smoother, options, info, progress, stats, guide) -> None:
     """Colorize the frames not yet in a completed segment, committing each segment to the manifest as it ends."""
     segments = manifest["segments"]
     start_frame = sum(s["frames"] for s in segments)
@@ -279,8 +311,8 @@ def _run_segments(src, dst, folder, manifest, colorizer, smoother, options, info
     probe = VideoWriter(partial_path(dst), info, options.encoder)  # creates no file until a packet is written
     encoder = replace(options.encoder, codec=probe.video.codec_context.name, pix_fmt=probe.pix_fmt)
     probe.abort()
-    reader, frames = _open_positioned(src, start_frame)
     work_h, work_w = colorizer.working_shape(info.height, info.width, options.size)
+    reader, frames = _open_positioned(src, start_frame, guide, (work_h, work_w))
     inbox: queue.Queue = queue.Queue(maxsize=2 * options.batch_size)
     stop = threading.Event()
 
@@ -328,11 +360,11 @@ def _run_segments(src, dst, folder, manifest, colorizer, smoother, options, info
                 batch.append(item)
                 count += 1
                 if len(batch) == options.batch_size:
-                    _encode_batch(batch, colorizer, smoother, writer, info)
+                    _encode_batch(batch, colorizer, smoother, writer, info, guide, options.size)
                     progress.update(len(batch))
                     batch = []
             if batch:
-                _encode_batch(batch, colorizer, smoother, writer, info)
+                _encode_batch(batch, colorizer, smoother, writer, info, guide, options.size)
                 progress.update(len(batch))
             if writer is None:
                 break  # the input ended exactly at a segment boundary
@@ -365,12 +397,13 @@ def _run_segments(src, dst, folder, manifest, colorizer, smoother, options, info
         reader.close()
 
 
-def _encode_batch(batch, colorizer, smoother, writer, info) -> None:
+def _encode_batch(batch, colorizer, smoother, writer, info, guide, size) -> None:
     """Predict, smooth and encode a batch of frames with the same steps as pipeline.colorize_video."""
-    chroma = predict_chroma(colorizer, np.stack([f.small for f in batch]), info.full_range)
+    chroma = predict_chroma(colorizer, np.stack([f.small for f in batch]), info.full_range, [f.hints for f in batch])
     chroma_h, chroma_w = writer.chroma_shape()
     for frame, predicted in zip(batch, chroma):
-        cb, cr = chroma_planes(smoother.smooth(frame.small, predicted), not info.full_range, chroma_h, chroma_w)
+        cb, cr = guided_chroma(frame, predicted, guide, smoother, colorizer, size, not info.full_range, chroma_h,
+                               chroma_w)
         writer.write(frame.luma, cb, cr, frame.pts, frame.time_base, frame.display_matrix)
 
 

@@ -68,8 +68,7 @@ class ChromaSmoother:
         if not 0.0 <= strength <= 1.0:
             raise ValueError(f"smoothing strength must be between 0 (off) and 1, got {strength}")
         self.strength = float(strength)
-        self._dis = cv2.DISOpticalFlow_create(DIS_PRESET)
-        self._dis.setFinestScale(DIS_FINEST_SCALE)
+        self._dis = new_flow()
         # OpenCV's DIS computes a slightly different flow on its very first call than on any later one (whatever
         # the earlier inputs were); state() records whether that call is past, so that load_state() can match it.
         self._dis_used = False
@@ -97,8 +96,7 @@ class ChromaSmoother:
         self.cuts = int(state["cuts"])
         dis_used = bool(state["dis_used"])
         if self._dis_used and not dis_used:
-            self._dis = cv2.DISOpticalFlow_create(DIS_PRESET)
-            self._dis.setFinestScale(DIS_FINEST_SCALE)
+            self._dis = new_flow()
             self._dis_used = False
         elif dis_used and not self._dis_used:
             blank = np.zeros((MIN_FLOW_SIDE_PX, MIN_FLOW_SIDE_PX), np.uint8)
@@ -154,24 +152,60 @@ class ChromaSmoother:
         h, w = cur.shape
         if self._grid is None or self._grid[0].shape != (h, w):
             self._grid = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-        gx, gy = self._grid
-        # Backward warping: for each current pixel, where it was in the previous frame. No holes, unlike forward.
-        bw = self._dis.calc(cur, self._prev_luma, None)
         self._dis_used = True
-        fw = self._dis.calc(self._prev_luma, cur, None)
-        map_x, map_y = gx + bw[..., 0], gy + bw[..., 1]
+        return warp_trust(self._dis, self._prev_luma, cur, self._grid)
 
-        fw_there = cv2.remap(fw, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        fb_error = np.sqrt(((bw + fw_there) ** 2).sum(axis=-1))
-        prev_warped = cv2.remap(self._prev_luma.astype(np.float32), map_x, map_y, cv2.INTER_LINEAR,
-                                borderMode=cv2.BORDER_REPLICATE)
-        inside = (map_x >= 0) & (map_x <= w - 1) & (map_y >= 0) & (map_y <= h - 1)
-        diff = cur.astype(np.float32) - prev_warped
-        # A fade or exposure change shifts the whole frame's luma; only a local change means occlusion.
-        luma_error = np.abs(diff - (diff[inside].mean() if inside.any() else 0.0))
+    def anchor(self, luma: np.ndarray, chroma: np.ndarray) -> None:
+        """Take chroma as this frame's final colour (a colour keyframe): the next frames are smoothed towards it.
+        The scene-cut test does not run: the keyframe defines its frame's colour whatever came before."""
+        if self.strength == 0.0 or min(chroma.shape[1:]) < MIN_FLOW_SIDE_PX:
+            return
+        h, w = chroma.shape[1:]
+        small = luma.copy() if luma.shape == (h, w) else cv2.resize(luma, (w, h), interpolation=cv2.INTER_AREA)
+        self._restart(small, chroma, _histogram(small))
 
-        trust = _ramp_down(fb_error, *FB_ERROR_PX) * _ramp_down(luma_error, *LUMA_ERROR_LEVELS) * inside
-        return trust.astype(np.float32), map_x, map_y
+
+def new_flow(preset: int = DIS_PRESET, finest_scale: int | None = DIS_FINEST_SCALE) -> cv2.DISOpticalFlow:
+    """The optical flow that smoothing and keyframe propagation use: OpenCV's DIS (the smoother's settings by
+    default, see DIS_PRESET and DIS_FINEST_SCALE; finest_scale None keeps the preset's own)."""
+    dis = cv2.DISOpticalFlow_create(preset)
+    if finest_scale is not None:
+        dis.setFinestScale(finest_scale)
+    return dis
+
+
+def warp_trust(dis: cv2.DISOpticalFlow, prev: np.ndarray, cur: np.ndarray,
+               grid: tuple[np.ndarray, np.ndarray] | None = None, fb_error_px: tuple[float, float] = FB_ERROR_PX,
+               luma_error_levels: tuple[float, float] = LUMA_ERROR_LEVELS) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """How to carry anything from frame prev to frame cur (uint8 luma of one size) along the motion, and how far
+    that can be trusted: (trust h x w float32 in [0, 1], map_x, map_y) for cv2.remap of prev-frame planes.
+
+    Trust falls where forward and backward flow disagree (fb_error_px, pixels: full trust below the first value,
+    none above the second), and where the warped previous luma differs locally from the current one
+    (luma_error_levels, 8-bit levels: occlusion or a local light change), and is 0 where the warp reaches outside
+    the previous frame. The one copy of this test: the smoother and keyframe propagation both use it."""
+    h, w = cur.shape
+    gx, gy = grid if grid is not None else np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    # Backward warping: for each current pixel, where it was in the previous frame. No holes, unlike forward.
+    bw = dis.calc(cur, prev, None)
+    fw = dis.calc(prev, cur, None)
+    map_x, map_y = gx + bw[..., 0], gy + bw[..., 1]
+
+    fw_there = cv2.remap(fw, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    fb_error = np.sqrt(((bw + fw_there) ** 2).sum(axis=-1))
+    prev_warped = cv2.remap(prev.astype(np.float32), map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    inside = (map_x >= 0) & (map_x <= w - 1) & (map_y >= 0) & (map_y <= h - 1)
+    diff = cur.astype(np.float32) - prev_warped
+    # A fade or exposure change shifts the whole frame's luma; only a local change means occlusion.
+    luma_error = np.abs(diff - (diff[inside].mean() if inside.any() else 0.0))
+
+    trust = _ramp_down(fb_error, *fb_error_px) * _ramp_down(luma_error, *luma_error_levels) * inside
+    return trust.astype(np.float32), map_x, map_y
+
+
+def warp(planes: np.ndarray, map_x: np.ndarray, map_y: np.ndarray) -> np.ndarray:
+    """Previous-frame planes (C x h x w float32) carried to the current frame by warp_trust's maps."""
+    return np.stack([cv2.remap(p, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE) for p in planes])
 
 
 if __name__ == "__main__":  # timing: python -m vidcolor.smoothing

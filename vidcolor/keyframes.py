@@ -1,0 +1,296 @@
+"""Colour keyframes carried through a video along the motion, both ways.
+
+A keyframes folder (vidcolor.guidance.list_keyframes) holds, by 0-based frame index in presentation order, coloured
+frames (<index>.png or .jpg, any size of the frame's aspect ratio: only their chroma is used) and colour points
+(<index>.json, which the network first turns into a coloured frame). For every other frame KeyframeGuide gives the
+network its hints: the colour of the nearest keyframe before it and of the nearest after it in the same shot,
+carried frame by frame along the optical flow with the smoother's own warp-and-trust test
+(vidcolor.smoothing.warp_trust), each with a trust that falls wherever the carry went through occlusion, new
+content or flow that disagrees with itself. Between two keyframes both are used, each weighted by its trust and
+inversely by its distance in frames. Where neither can be trusted the hint mask is 0 and the network colours the
+pixel itself, seeing the carried colour around it; a frame with no usable hint at all is colorized automatically,
+as without keyframes. A keyframe frame itself gets exactly the keyframe's chroma.
+
+A scene cut (the smoother's test) stops a carry: a keyframe never colours another shot. A carry also ends after
+MAX_CARRY_FRAMES frames, fading out over its last FADE_SHARE, so frames far from any keyframe are automatic.
+
+Resolution. The network works at its small working size, but a keyframe's colour is carried at up to
+CARRY_SHORT_SIDE lines (the flow computed there too), and in the output the carried colour replaces the network's
+in proportion to its trust: where the carry holds, the frame keeps the keyframe's colour detail, which the
+network's half-working-size chroma could not give back.
+
+Two passes, bounded memory. Colour carried forward needs only the previous frame, so it is carried while the video
+is colorized. Colour carried backward needs the frames before a keyframe in reverse order: a first pass decodes the
+video once more and keeps only small luma, at most MAX_CARRY_FRAMES frames of it in a ring (at most
+MAX_CARRY_FRAMES x 360 x 640 bytes: 104 MB for HD and larger, 26 MB for 320-line video), and on reaching each
+keyframe carries its colour back through the ring, writing each frame's backward colour and trust (8 bits each,
+compressed) to a cache folder beside the output, removed at the end: some 50-300 kB per frame that precedes a
+keyframe in its shot (none when, as `vidcolor frames --every-shot` suggests, each shot's keyframe is its first
+frame). The first pass also finds the scene cuts and checks the keyframe indices against the video's length, so a
+keyframe past the end is refused before anything is written.
+"""
+from __future__ import annotations
+
+import zlib
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from . import color
+from .colorizer import Colorizer, resize_plane
+from .guidance import HintError, Hints, list_keyframes, read_keyframe
+from .smoothing import ChromaSmoother, new_flow, warp, warp_trust
+
+
+def carry_shape(height: int, width: int) -> tuple[int, int]:
+    scale = min(1.0, CARRY_SHORT_SIDE / min(height, width))
+    return max(1, round(height * scale)), max(1, round(width * scale))
+
+
+def new_carry_flow():
+    return new_flow(CARRY_FLOW_PRESET, None)
+
+# How far a keyframe's colour is carried, in frames (18 s at 25 fps): a long shot. Beyond, automatic colour.
+MAX_CARRY_FRAMES = 450
+# The carry's resolution: short side in lines (never more than the frame's). The output's chroma planes of HD video
+# have 540 lines; colour detail finer than 360 lines is rare, and the ring above grows with the square of this.
+CARRY_SHORT_SIDE = 360
+# Flow for the carry: DIS's FAST preset (13 ms per flow at 640x360 on the 2-core Xeon, 3x ULTRAFAST): errors add up
+# over a carry of many frames, where the smoother only ever warps one frame.
+CARRY_FLOW_PRESET = cv2.DISOPTICAL_FLOW_PRESET_FAST
+# The share of MAX_CARRY_FRAMES over which the carried colour's trust fades to 0, so automatic colour takes over
+# gradually instead of at one frame.
+FADE_SHARE = 0.25
+# The carry's trust test is more lenient than the smoother's (FB_ERROR_PX, LUMA_ERROR_LEVELS in smoothing.py): the
+# smoother falls back on a fresh prediction of the same frame, which is nearly as good, where a keyframe's carry
+# falls back on the network's guess, which is much worse than a colour that is a pixel or two off.
+CARRY_FB_ERROR_PX = (3.0, 12.0)
+CARRY_LUMA_ERROR_LEVELS = (10.0, 40.0)
+# A carry whose best pixel is trusted less than this has nothing left to give.
+MIN_TRUST = 0.02
+
+
+@dataclass
+class Carry:
+    chroma: np.ndarray  # 2 x h x w float32 in [-0.5, 0.5], at carry_shape()
+    trust: np.ndarray  # h x w float32 in [0, 1]
+    steps: int  # frames from its keyframe
+
+
+def fade(steps: int) -> float:
+    """1 up to the last FADE_SHARE of MAX_CARRY_FRAMES, then down to 0."""
+    return float(np.clip((MAX_CARRY_FRAMES - steps) / (FADE_SHARE * MAX_CARRY_FRAMES), 0.0, 1.0))
+
+
+def carry_step(carry: Carry, flow, prev: np.ndarray, cur: np.ndarray) -> Carry | None:
+    """carry (on frame prev) moved to frame cur; None once nothing in it can be trusted or it has gone too far."""
+    if carry.steps + 1 >= MAX_CARRY_FRAMES:
+        return None
+    trust, map_x, map_y = warp_trust(flow, prev, cur, None, CARRY_FB_ERROR_PX, CARRY_LUMA_ERROR_LEVELS)
+    moved = warp(np.concatenate([carry.chroma, carry.trust[None]]), map_x, map_y)
+    # The least trust met on the way, not the product: a pixel whose flow was a little unsure at every frame (a
+    # plain wall, where any flow fits) keeps its colour, one that went through an occlusion loses it for good.
+    new_trust = np.minimum(moved[2], trust)
+    if float(new_trust.max()) < MIN_TRUST:
+        return None
+    return Carry(np.ascontiguousarray(moved[:2]), new_trust, carry.steps + 1)
+
+
+def combine(carries: list[Carry]) -> np.ndarray | None:
+    """The colour the carries that reach a frame agree on (3 x h x w at the carry's size: Cb, Cr, trust), or None
+    when none of them can be trusted anywhere."""
+    if not carries:
+        return None
+    total = None
+    for carry in carries:
+        trust = carry.trust * fade(carry.steps)
+        weight = trust / max(carry.steps, 1)  # nearer keyframes count more
+        if total is None:
+            total, chroma, mask = weight.copy(), carry.chroma * weight, trust.copy()
+        else:
+            total += weight
+            chroma += carry.chroma * weight
+            np.maximum(mask, trust, out=mask)
+    if float(mask.max()) < MIN_TRUST:
+        return None
+    chroma /= np.maximum(total, 1e-6)
+    return np.concatenate([chroma, mask[None]]).astype(np.float32)
+
+
+def network_hints(carried: np.ndarray, work_h: int, work_w: int) -> np.ndarray:
+    """combine()'s colour and trust as the network's hint planes at its working size (vidcolor.model.HINT_CHANNELS)."""
+    trust = cv2.resize(carried[2], (work_w, work_h), interpolation=cv2.INTER_AREA)
+    weighted = [cv2.resize(carried[c] * carried[2], (work_w, work_h), interpolation=cv2.INTER_AREA) for c in (0, 1)]
+    chroma = [w / np.maximum(trust, 1e-6) * (trust > 0) for w in weighted]
+    return np.stack([chroma[0] * color.CHROMA_SCALE, chroma[1] * color.CHROMA_SCALE, trust]).astype(np.float32)
+
+
+def blend_carried(smoothed: np.ndarray, carried: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Output chroma at height x width (2 x height x width): the network's (smoothed) chroma, replaced by the carried
+    colour in proportion to its trust."""
+    def at_size(plane):
+        if plane.shape == (height, width):
+            return plane
+        shrinking = height * width < plane.shape[0] * plane.shape[1]
+        return cv2.resize(plane, (width, height), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
+
+    trust = at_size(carried[2])
+    return np.stack([at_size(smoothed[c]) + trust * (at_size(carried[c]) - at_size(smoothed[c])) for c in (0, 1)])
+
+
+def full_range_luma(luma: np.ndarray, full_range: bool) -> np.ndarray:
+    """A frame's uint8 luma plane as full-range uint8 (what a still image, and the network's input, use)."""
+    if full_range:
+        return luma
+    return np.clip(np.rint(color.limited_to_full_luma(luma) * 255.0), 0, 255).astype(np.uint8)
+
+
+class KeyframeGuide:
+    """Hints for every frame of one video from a keyframes folder. Use: check (at once, no network needed), then
+    prepare() (the first pass), then hints() once per frame in order, keyframe_chroma() on keyframe frames."""
+
+    def __init__(self, folder, width: int, height: int, full_range: bool, work_shape: tuple[int, int],
+                 cache_dir: Path | None = None):
+        self.folder = Path(folder)
+        self.width, self.height, self.full_range = width, height, full_range
+        self.work_h, self.work_w = work_shape
+        self.carry_h, self.carry_w = carry_shape(height, width)
+        self.files = list_keyframes(self.folder)
+        self.points: dict[int, Hints] = {}
+        for index, path in self.files.items():  # every file parsed and checked before any work
+            hints = read_keyframe(path, width, height)
+            if hints.points:
+                self.points[index] = hints
+        self.cache_dir = cache_dir
+        self.cuts: set[int] = set()
+        self.frames = 0
+        self._backward: dict[int, int] = {}  # frame index -> steps from its keyframe (its planes are in the cache)
+        self._forward: Carry | None = None
+        self._previous: np.ndarray | None = None
+        self._flow = new_carry_flow()
+
+    @property
+    def indices(self) -> list[int]:
+        return sorted(self.files)
+
+    def check_length(self, frames: int) -> None:
+        late = [i for i in self.indices if i >= frames]
+        if late:
+            raise HintError(f"keyframe {self.files[late[0]]}: frame {late[0]} is past the end of the video "
+                            f"({frames} frames, numbered 0 to {frames - 1})")
+
+    # -----------------------------------------------------------------------------------------------------------
+    # pass 1
+
+    def prepare(self, frames, colorizer: Colorizer, size: int, progress=None) -> None:
+        """The first pass over the video's frames (vidcolor.video_io Frames, in order): scene cuts, each keyframe's
+        working-size colour, and the colour carried backward from each keyframe into the cache."""
+        cuts = ChromaSmoother()  # the smoother's scene-cut test, on the same sizes as in the video pipeline
+        neutral = np.zeros((2, (self.work_h + 1) // 2, (self.work_w + 1) // 2), np.float32)
+        ring: deque[tuple[int, np.ndarray]] = deque(maxlen=MAX_CARRY_FRAMES)
+        shot_start, previous_keyframe, count = 0, -1, 0
+        for frame in frames:
+            index = count
+            cuts.smooth(resize_plane(frame.luma, self.work_h, self.work_w), neutral)
+            if cuts.last_was_cut:
+                self.cuts.add(index)
+                shot_start = index
+            ring.append((index, self.carry_luma(frame.luma)))
+            if index in self.files:
+                start = self.keyframe_small(index, frame.luma, colorizer, size)
+                carry = Carry(start, np.ones(start.shape[1:], np.float32), 0)
+                self._carry_back(carry, ring, max(shot_start, previous_keyframe + 1))
+                previous_keyframe = index
+            count += 1
+            if progress is not None:
+                progress.update(1)
+        self.frames = count
+        self.check_length(count)
+
+    def carry_luma(self, luma: np.ndarray) -> np.ndarray:
+        """A frame's luma at the carry's size, where its flow is computed."""
+        return resize_plane(luma, self.carry_h, self.carry_w)
+
+    def _carry_back(self, carry: Carry, ring, stop: int) -> None:
+        flow = new_carry_flow()
+        later = ring[-1][1]
+        for index, small in reversed(list(ring)[:-1]):
+            if index < stop:
+                break
+            carry = carry_step(carry, flow, later, small)
+            if carry is None:
+                break
+            self._store(index, carry)
+            later = small
+
+    def _store(self, index: int, carry: Carry) -> None:
+        planes = np.concatenate([color.chroma_to_plane(carry.chroma, False),
+                                 np.clip(np.rint(carry.trust * 255.0), 0, 255).astype(np.uint8)[None]])
+        (self.cache_dir / f"{index}.bin").write_bytes(zlib.compress(planes.tobytes(), 1))
+        self._backward[index] = carry.steps
+
+    def _load(self, index: int) -> Carry | None:
+        steps = self._backward.get(index)
+        if steps is None:
+            return None
+        raw = zlib.decompress((self.cache_dir / f"{index}.bin").read_bytes())
+        planes = np.frombuffer(raw, np.uint8).reshape(3, self.carry_h, self.carry_w)
+        return Carry(color.plane_to_chroma(planes[:2], False), planes[2].astype(np.float32) / 255.0, steps)
+
+    def keyframe_small(self, index: int, luma: np.ndarray, colorizer: Colorizer, size: int) -> np.ndarray:
+        """The keyframe's chroma at the carry's size (2 x h x w), computed once (in the first pass) and cached."""
+        path = self.cache_dir / f"keyframe-{index}.npy"
+        if path.is_file():
+            return np.load(path)
+        full = self.keyframe_full(index, luma, colorizer, size)
+        small = np.stack([resize_plane(c, self.carry_h, self.carry_w) for c in full])
+        np.save(path, small.astype(np.float32))
+        return small
+
+    def keyframe_full(self, index: int, luma: np.ndarray, colorizer: Colorizer, size: int) -> np.ndarray:
+        """The keyframe's chroma (2 x h x w float32): a coloured frame's own, at its own size; for points, the
+        network's colouring of this frame with those points, at the frame's size."""
+        if index in self.points:
+            return colorizer.colorize_luma(full_range_luma(luma, self.full_range), size, self.points[index])
+        return read_keyframe(self.files[index], self.width, self.height).chroma
+
+    # -----------------------------------------------------------------------------------------------------------
+    # pass 2
+
+    def carried(self, index: int, luma: np.ndarray) -> np.ndarray | None:
+        """The colour carried to frame index (3 x h x w at the carry's size: Cb, Cr, trust; see combine()), or None
+        for automatic colour or a keyframe. luma: the frame's own luma plane. Call once per frame, in order, from
+        frame 0 (a resumed run calls it for the frames it skips too, so that the forward carry is the same)."""
+        small = self.carry_luma(luma)
+        if index in self.files:
+            keyframe = np.load(self.cache_dir / f"keyframe-{index}.npy")
+            self._forward = Carry(keyframe, np.ones(keyframe.shape[1:], np.float32), 0)
+            self._previous = small
+            return None
+        if index in self.cuts:
+            self._forward = None
+        elif self._forward is not None:
+            self._forward = carry_step(self._forward, self._flow, self._previous, small)
+        self._previous = small
+        carries = [c for c in (self._forward, self._load(index)) if c is not None]
+        return combine(carries)
+
+    def is_keyframe(self, index: int) -> bool:
+        return index in self.files
+
+    def keyframe_planes(self, index: int, luma: np.ndarray, colorizer: Colorizer, size: int, chroma_h: int,
+                        chroma_w: int, limited: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(Cb plane, Cr plane) of the output at a keyframe, and its chroma at the network's output size for the
+        smoother: exactly the keyframe's colours, rounded to the output's chroma planes."""
+        full = self.keyframe_full(index, luma, colorizer, size)
+        shrinking = chroma_h * chroma_w < full.shape[1] * full.shape[2]
+        interpolation = cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
+        planes = [color.chroma_to_plane(cv2.resize(c, (chroma_w, chroma_h), interpolation=interpolation), limited)
+                  for c in full]
+        small = np.load(self.cache_dir / f"keyframe-{index}.npy")
+        net_h, net_w = (self.work_h + 1) // 2, (self.work_w + 1) // 2
+        network_size = np.stack([resize_plane(c, net_h, net_w) for c in small])
+        return planes[0], planes[1], network_size
