@@ -249,3 +249,61 @@ def test_keyframe_table_has_the_issue_columns():
         assert title in header
     assert first.split()[:7] == ["clip-a", "start", "9", "20.00", "25.50", "26.00", "+0.50"]
     assert mean.startswith("mean")
+
+
+@pytest.fixture(scope="module")
+def hinted_checkpoint(tmp_path_factory):
+    from dataclasses import replace
+
+    torch.manual_seed(0)
+    config = replace(default_config("effnet-unet"), hints=True)
+    path = tmp_path_factory.mktemp("weights") / "random-hinted.pt"
+    save_checkpoint(path, build_model(config), config)
+    return path
+
+
+def test_keyframe_evaluation_runs_vidcolor_with_the_true_keyframes(tmp_path, hinted_checkpoint):
+    clip = make_clip(tmp_path / "colour.mp4", frames=11, width=64, height=48, colour=True)
+    report, work = tmp_path / "report.json", tmp_path / "work"
+    result = CliRunner().invoke(ev.main, ["--video", str(clip), "--weights", str(hinted_checkpoint), "--device", "cpu",
+                                          "--size", str(SIZE_PX), "--keyframe-every", "5", "--keyframe-at",
+                                          "start,both", "--work-dir", str(work), "--report", str(report)])
+    assert result.exit_code == 0, result.output
+    data = json.loads(report.read_text())
+    start, both = data["rows"]
+    assert (start["mode"], both["mode"]) == ("start", "both")
+    # Runs 0-4, 5-9 and the 1-frame tail (skipped: nothing to score besides its keyframe).
+    assert start["runs"] == both["runs"] == 2
+    assert start["frames"] == 8 and both["frames"] == 6  # the keyframes themselves are not scored
+    assert sorted(p.name for p in (work / "colour.run1.keyframes-both").iterdir()) == ["0.png", "4.png"]
+    assert [p.name for p in (work / "colour.run1.keyframes-start").iterdir()] == ["0.png"]
+    # The keyframe is the true colour frame 5 of the clip.
+    truth = decoded_frames(clip)[5]
+    keyframe = cv2.cvtColor(cv2.imread(str(work / "colour.run1.keyframes-start" / "0.png")), cv2.COLOR_BGR2RGB)
+    assert np.array_equal(keyframe, truth)
+    assert len(decoded_frames(work / "colour.run1.start.mp4")) == 5
+    for row in (start, both):
+        assert row["psnr_gain_over_baseline"] == pytest.approx(row["psnr"] - row["baseline_psnr"])
+        assert all(math.isfinite(row[k]) for k in ("psnr", "baseline_psnr", "gray_psnr", "warp_error_ratio",
+                                                   "baseline_warp_error_ratio"))
+        # The panned pattern's colour, carried by the flow, is far closer to the truth than gray.
+        assert row["baseline_psnr"] > row["gray_psnr"] + 3
+    assert [e["video"] for e in data["summary"]] == ["mean", "mean"]
+    assert "vidcolor - baseline" in result.output and "mean" in result.output
+
+
+def test_keyframe_options_are_checked_before_any_work(tmp_path):
+    clip = make_clip(tmp_path / "colour.mp4", frames=4, width=64, height=48, colour=True)
+    for options, message in ((["--keyframe-every", "5", "--keyframe-at", "middle"], "start, both or start,both"),
+                             (["--keyframe-every", "1"], "at least 2 frames"),
+                             (["--keyframe-every", "5", "--smooth", "0", "--smooth", "0.5"], "at most one --smooth")):
+        result = CliRunner().invoke(ev.main, ["--video", str(clip), "--weights", "no-such-weights", *options])
+        assert result.exit_code == 2 and message in result.output, result.output
+
+
+def test_keyframe_evaluation_refuses_weights_without_a_hint_path(tmp_path, vivid_checkpoint):
+    clip = make_clip(tmp_path / "colour.mp4", frames=6, width=64, height=48, colour=True)
+    result = CliRunner().invoke(ev.main, ["--video", str(clip), "--weights", str(vivid_checkpoint), "--device", "cpu",
+                                          "--keyframe-every", "3", "--work-dir", str(tmp_path / "work")])
+    assert result.exit_code == 1 and "take no colour hints" in result.output
+    assert not (tmp_path / "work").exists() or not any((tmp_path / "work").iterdir())  # said before any work

@@ -820,6 +820,8 @@ def _main_keyframes(videos, virtual_from, virtual_images, virtual_frames, weight
         colorizer = load_colorizer(weights, device)
     except VidcolorError as exc:
         raise click.ClickException(str(exc))
+    if not colorizer.takes_hints:  # said before minutes of decoding, not at the first run
+        raise click.ClickException(f"weights {weights!r} take no colour hints; keyframes need weights that do")
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="vidcolor-eval-") as temporary:
         folder = Path(work_dir or temporary)
