@@ -37,10 +37,38 @@ def checkpoint(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def hinted_checkpoint(tmp_path_factory) -> Path:
+    """Like checkpoint, with a hint path (vidcolor.model.HintEncoder, hint decoder and gate), randomly initialised
+    and with a gate that is open: hinted colour reaches the output, as after training."""
+    from dataclasses import replace
+
+    import torch
+
+    from vidcolor.model import build_model, default_config
+    from vidcolor.weights import save_checkpoint
+
+    torch.manual_seed(0)
+    config = replace(default_config("effnet-unet"), hints=True)
+    model = build_model(config)
+    with torch.no_grad():
+        model.hint_gate.bias.fill_(1.0)  # the gate fully open: the output follows the spread of the hints
+    path = tmp_path_factory.mktemp("weights") / "random-effnet-unet-hints.pt"
+    save_checkpoint(path, model, config, metadata={"note": "random initialisation with hints, for tests"})
+    return path
+
+
+@pytest.fixture(scope="session")
 def colorizer(checkpoint):
     from vidcolor.colorizer import load_colorizer
 
     return load_colorizer(str(checkpoint), "cpu")
+
+
+@pytest.fixture(scope="session")
+def hinted_colorizer(hinted_checkpoint):
+    from vidcolor.colorizer import load_colorizer
+
+    return load_colorizer(str(hinted_checkpoint), "cpu")
 
 
 @pytest.fixture(scope="session")

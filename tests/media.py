@@ -234,3 +234,98 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
     """Peak signal-to-noise ratio of two uint8 images, dB (inf when equal)."""
     mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
     return float("inf") if mse == 0 else 10.0 * np.log10(255.0 ** 2 / mse)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# audio and subtitle tracks (for files with several streams, made by combining single-stream files)
+
+
+def make_audio(path: Path, codec: str = "aac", layout: str = "mono", rate: int = AUDIO_RATE,
+               seconds: float = 0.5) -> Path:
+    """An audio-only file: a 440 Hz tone (a different frequency per channel) in any codec, layout and rate.
+    (PCM combined into an AVI reads back with a channel count but no layout, as from MJPEG cameras and DV.)"""
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream(codec, rate=rate)
+        stream.layout = layout
+        channels = stream.codec_context.channels
+        audio_format = stream.codec_context.codec.audio_formats[0].name
+        resampler = av.AudioResampler(format=audio_format, layout=stream.codec_context.layout, rate=rate)
+        samples = stream.codec_context.frame_size or AUDIO_FRAME_SAMPLES
+        for start in range(0, int(seconds * rate), samples):
+            t = (np.arange(samples) + start) / rate
+            tone = np.stack([0.2 * np.sin(2 * np.pi * 440 * (1 + c / 4) * t) for c in range(channels)])
+            frame = av.AudioFrame.from_ndarray(tone.astype(np.float32), format="fltp", layout=layout)
+            frame.sample_rate, frame.pts, frame.time_base = rate, start, Fraction(1, rate)
+            for converted in resampler.resample(frame):
+                for packet in stream.encode(converted):
+                    out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    return path
+
+
+def make_srt(path: Path, cues: list[str] = ("Hello", "World")) -> Path:
+    """A SubRip file with one cue every 0.2 s."""
+    lines = []
+    for index, text in enumerate(cues):
+        lines += [str(index + 1), f"00:00:00,{200 * index:03d} --> 00:00:00,{200 * index + 150:03d}", text, ""]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def combine(dst: Path, sources: list[Path], languages: dict[int, str] | None = None, **options) -> Path:
+    """Remux every stream of every source, in order, into dst (no re-encoding): a clip with a second audio track,
+    a subtitle track... languages maps an output stream index to its language tag. options go to the muxer."""
+    inputs = [av.open(str(source)) for source in sources]
+    try:
+        with av.open(str(dst), "w", options=options) as out:
+            streams = {}
+            for container in inputs:
+                for stream in container.streams:
+                    copy = out.add_stream_from_template(stream)
+                    if languages and copy.index in languages:
+                        copy.metadata["language"] = languages[copy.index]
+                    streams[stream] = copy
+            packets = [p for container in inputs for p in container.demux() if p.size]
+            # interleaved by time, as a muxer expects
+            packets.sort(key=lambda p: float((p.dts if p.dts is not None else p.pts or 0) * p.time_base))
+            for packet in packets:
+                packet.stream = streams[packet.stream]
+                out.mux(packet)
+    finally:
+        for container in inputs:
+            container.close()
+    return dst
+
+
+def read_streams(path: Path) -> dict:
+    """What a player sees of each stream, decoded: per audio stream its codec, channel count and layout, sample
+    rate, language and decoded samples (and whether the timestamps increase); per subtitle stream its codec and cue
+    count; the video's frame count and whether its timestamps increase."""
+    out = {"audio": [], "subtitles": [], "video_frames": 0, "video_pts_increasing": True}
+    with av.open(str(path)) as container:
+        for stream in container.streams.audio:
+            context = stream.codec_context
+            samples, stamps = 0, []
+            for packet in container.demux(stream):
+                for frame in packet.decode():
+                    samples += frame.samples
+                    if frame.pts is not None:
+                        stamps.append(frame.pts)
+            container.seek(0)
+            out["audio"].append({"codec": context.name, "channels": context.channels, "layout": context.layout.name,
+                                 "rate": context.sample_rate, "language": stream.metadata.get("language"),
+                                 "samples": samples, "seconds": samples / context.sample_rate,
+                                 "pts_increasing": stamps == sorted(stamps)})
+        for stream in container.streams.subtitles:
+            cues = [p for p in container.demux(stream) if p.size]
+            container.seek(0)
+            out["subtitles"].append({"codec": stream.codec_context.name if stream.codec_context else None,
+                                     "cues": len(cues), "language": stream.metadata.get("language")})
+        if container.streams.video:
+            stamps = []
+            frames = list(container.decode(video=0))
+            stamps = [frame.pts for frame in frames if frame.pts is not None]  # raw streams (.h264) have none
+            out["video_frames"] = len(frames)
+            out["video_pts_increasing"] = stamps == sorted(stamps) and len(set(stamps)) == len(stamps)
+    return out

@@ -56,7 +56,7 @@ from vidcolor.color import image_to_luma, merge_luma_chroma
 from vidcolor.colorizer import DEFAULT_VIDEO_SIZE as DEFAULT_SIZE, Colorizer
 from vidcolor.guidance import rgb_to_chroma
 from vidcolor.smoothing import DEFAULT_STRENGTH
-from vidcolor.video_io import FULL_RANGE, YUV8_FORMATS, EncoderSettings, plane_array
+from vidcolor.video_io import DEFAULT_CRF, FULL_RANGE, YUV8_FORMATS, EncoderSettings, plane_array
 
 from .data import MIN_MEAN_CHROMA, list_images, mean_chroma, read_rgb
 from .metrics import colourfulness, psnr, ssim
@@ -360,7 +360,7 @@ def shot_cdc(frames: list[np.ndarray], cut_frames: tuple[int, ...]) -> float:
 
 
 def evaluate_clip(colorizer: Colorizer, clip: Clip, strengths: tuple[float, ...], work_dir: Path,
-                  size: int = DEFAULT_SIZE, max_frames: int = 0, crf: int = EncoderSettings().crf,
+                  size: int = DEFAULT_SIZE, max_frames: int = 0, crf: int = DEFAULT_CRF,
                   log=lambda message: print(message, file=sys.stderr)) -> list[dict]:
     """One row per smoothing strength. The colorized clips are left in work_dir (named <clip>.smooth<S>.mp4)."""
     from vidcolor.pipeline import VideoOptions, colorize_video
@@ -594,7 +594,7 @@ def _pairs_within_shots(count: int, cut_frames: tuple[int, ...]) -> int:
 
 
 def evaluate_keyframe_clip(colorizer: Colorizer, clip: Clip, every: int, modes: tuple[str, ...], work_dir: Path,
-                           size: int = DEFAULT_SIZE, max_frames: int = 0, crf: int = EncoderSettings().crf,
+                           size: int = DEFAULT_SIZE, max_frames: int = 0, crf: int = DEFAULT_CRF,
                            smooth: float | None = None,
                            log=lambda message: print(message, file=sys.stderr)) -> list[dict]:
     """One row per keyframe mode: vidcolor given the true colour keyframes of each run of `every` frames, next to
@@ -715,7 +715,7 @@ def format_keyframe_table(entries: list[dict]) -> str:
 def evaluate_keyframe_videos(colorizer: Colorizer, videos: list[Path], every: int, modes: tuple[str, ...],
                              work_dir: Path, virtual_from: Path | None = None, virtual_images: int = 4,
                              virtual_frames: int = VIRTUAL_FRAMES, size: int = DEFAULT_SIZE, max_frames: int = 0,
-                             crf: int = EncoderSettings().crf, smooth: float | None = None,
+                             crf: int = DEFAULT_CRF, smooth: float | None = None,
                              log=lambda message: print(message, file=sys.stderr)) -> dict:
     rows = []
     for clip in _clips(videos, work_dir, virtual_from, virtual_images, virtual_frames):
@@ -736,7 +736,7 @@ def _clips(videos: list[Path], work_dir: Path, virtual_from: Path | None, virtua
 
 def evaluate_videos(colorizer: Colorizer, videos: list[Path], strengths: tuple[float, ...], work_dir: Path,
                     virtual_from: Path | None = None, virtual_images: int = 4, virtual_frames: int = VIRTUAL_FRAMES,
-                    size: int = DEFAULT_SIZE, max_frames: int = 0, crf: int = EncoderSettings().crf,
+                    size: int = DEFAULT_SIZE, max_frames: int = 0, crf: int = DEFAULT_CRF,
                     log=lambda message: print(message, file=sys.stderr)) -> dict:
     rows = []
     for clip in _clips(videos, work_dir, virtual_from, virtual_images, virtual_frames):
@@ -758,7 +758,7 @@ def evaluate_videos(colorizer: Colorizer, videos: list[Path], strengths: tuple[f
               help=f"Smoothing strength to evaluate (repeatable). [default: 0 and {DEFAULT_STRENGTH}]")
 @click.option("--size", default=DEFAULT_SIZE, show_default=True, help="Working short side in pixels.")
 @click.option("--frames", "max_frames", default=0, help="Use only the first N frames of each clip (0: all).")
-@click.option("--crf", default=EncoderSettings().crf, show_default=True, type=click.IntRange(0, 51),
+@click.option("--crf", default=DEFAULT_CRF, show_default=True, type=click.IntRange(0, 51),
               help="Encoder quality of the colorized output (0: lossless).")
 @click.option("--report", type=click.Path(dir_okay=False), help="Write the results as JSON here.")
 @click.option("--work-dir", type=click.Path(file_okay=False),

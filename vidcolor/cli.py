@@ -1,4 +1,5 @@
-"""Command line: `vidcolor IN OUT` (= `vidcolor video IN OUT`), `vidcolor image`, `vidcolor live`, `vidcolor frames`.
+"""Command line: `vidcolor IN OUT` (= `vidcolor video IN OUT`), `vidcolor image`, `vidcolor live`, `vidcolor frames`,
+`vidcolor studio`.
 
 The CLI only translates: it parses options, calls one library function, and turns library errors into one line on
 stderr and an exit code (0 ok, 1 error, 2 usage, 130 interrupted by Ctrl-C, 143 terminated). Heavy modules (torch,
@@ -138,6 +139,7 @@ def main():
     vidcolor image IN.jpg -o OUT.png colorize stills
     vidcolor live                    colorize a webcam or stream in real time
     vidcolor frames IN.mp4 -o DIR    frames to colour by hand, for --keyframes
+    vidcolor studio IN               place colour points and keyframes in a local web page
     """
 
 
@@ -148,8 +150,10 @@ def main():
 @click.option("--batch-size", default=8, show_default=True, type=click.IntRange(1, 1024), help="Frames per model call.")
 @click.option("--smooth", type=click.FloatRange(0, 1), default=None,
               help="Temporal chroma smoothing strength, 0 (off) to 1. [default: 0.8]")
-@click.option("--crf", default=18, show_default=True, type=click.IntRange(0, 63), help="Encoder quality (0 = lossless x264).")
-@click.option("--preset", default="medium", show_default=True, type=click.Choice(X264_PRESETS), help="libx264 speed preset.")
+@click.option("--crf", default=None, type=click.IntRange(0, 63),
+              help="Constant quality for libx264/libx265/libvpx-vp9 (0 = lossless x264). [default: 18]")
+@click.option("--preset", default=None, type=click.Choice(X264_PRESETS),
+              help="libx264/libx265 speed preset. [default: medium]")
 @click.option("--codec", default=None, help="Video encoder. [default: libx264, or the container's own]")
 @click.option("--no-audio", is_flag=True, help="Drop the audio instead of copying it.")
 @click.option("-y", "--overwrite", is_flag=True, help="Replace OUT if it exists.")
@@ -343,5 +347,31 @@ def live(source, weights, device, size, saturation, record, no_window, max_frame
                    f"latency mean {summary['latency_ms_mean']:.0f} ms, p95 {summary['latency_ms_p95']:.0f} ms; "
                    f"size {summary['size']} on {summary['device']}"
                    + (f"; recorded {summary['record']}" if summary["record"] else ""), err=True)
+
+    run_guarded(job)
+
+
+@main.command()
+@click.argument("src", metavar="IN", type=click.Path(path_type=Path))
+@click.option("--port", default=0, type=click.IntRange(0, 65535), help="Port to listen on. [default: a free one]")
+@click.option("--no-browser", is_flag=True, help="Print the address only; do not open a browser.")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on. Anything but this computer's own (127.0.0.1) lets others reach the studio.")
+@click.option("--weights", default="default", show_default=True,
+              help="Bundled weights name or path to a checkpoint; must take colour hints.")
+@click.option("--device", default="auto", show_default=True, type=click.Choice(["auto", "cpu", "cuda"]),
+              help="Where the network runs.")
+@click.option("--size", default=None, type=click.IntRange(32, 2048),
+              help="Working short side, pixels, for previews and the render. [default: 192 for video, 256 for images]")
+def studio(src, port, no_browser, host, weights, device, size):
+    """Open a local web page to colour IN (a video, an image or a folder of images): click to place colour points,
+    mark keyframes, see the colorized picture at once, render. Everything is saved as you go in IN.vidcolor/ beside
+    IN, in the files the other commands read (--keyframes, --hints). Ctrl-C stops the studio."""
+
+    def job():
+        from .studio import run_studio
+
+        run_studio(src, port=port, open_browser=not no_browser, weights=weights, device=device, size=size, host=host,
+                   echo=lambda line: click.echo(line, err=True))
 
     run_guarded(job)

@@ -24,6 +24,10 @@ class DeviceError(VidcolorError):
     """The requested compute device is not available."""
 
 
+class Cancelled(VidcolorError):
+    """The caller stopped a run on purpose (the studio's Cancel button); whatever it was writing is removed."""
+
+
 class Terminated(BaseException):
     """Raised in the main thread by SIGTERM (the CLI installs the handler), so that cleanup runs as for Ctrl-C.
     A BaseException, like KeyboardInterrupt: `except Exception` must not swallow a request to stop."""

@@ -224,31 +224,53 @@ def read_points(path: Path, width: int, height: int) -> tuple[ColorPoint, ...]:
         raise HintError(f"hints {path} cannot be read: {exc.strerror or exc}") from None
     except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         raise HintError(f"hints {path}: not valid JSON ({str(exc).splitlines()[0][:120]})") from None
+    return parse_points(data, width, height, f"hints {path}")
+
+
+def parse_points(data, width: int, height: int, where: str) -> tuple[ColorPoint, ...]:
+    """The points of a decoded hint JSON document (see read_points), checked against a width x height picture.
+    where names the document in error messages ("hints film.mp4.vidcolor/keyframes/12.json")."""
     if not isinstance(data, dict) or not isinstance(data.get("points"), list):
-        raise HintError(f"hints {path}: expected an object with a \"points\" list, like "
+        raise HintError(f"{where}: expected an object with a \"points\" list, like "
                         "{\"points\": [{\"x\": 120, \"y\": 45, \"color\": \"#c83c28\"}]}")
     points = []
     for i, item in enumerate(data["points"]):
-        where = f"hints {path}: point {i}"
+        point = f"{where}: point {i}"
         if not isinstance(item, dict):
-            raise HintError(f"{where} is not an object with x, y and color")
+            raise HintError(f"{point} is not an object with x, y and color")
         for key in ("x", "y", "color"):
             if key not in item:
-                raise HintError(f"{where} has no \"{key}\"")
+                raise HintError(f"{point} has no \"{key}\"")
         x, y, radius = item["x"], item["y"], item.get("radius", DEFAULT_POINT_RADIUS_PX)
         for key, value in (("x", x), ("y", y), ("radius", radius)):
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-                raise HintError(f"{where}: \"{key}\" must be a number, not {json.dumps(value)[:40]}")
+                raise HintError(f"{point}: \"{key}\" must be a number, not {json.dumps(value)[:40]}")
         if radius <= 0 or radius > max(width, height):
-            raise HintError(f"{where}: radius {radius:g} must be above 0 and at most the picture's size")
+            raise HintError(f"{point}: radius {radius:g} must be above 0 and at most the picture's size")
         if not (0 <= x < width and 0 <= y < height):
-            raise HintError(f"{where} at ({x:g}, {y:g}) is outside the {width}x{height} picture")
+            raise HintError(f"{point} at ({x:g}, {y:g}) is outside the {width}x{height} picture")
         try:
             cb, cr = hex_to_chroma(item["color"])
         except ValueError as exc:
-            raise HintError(f"{where}: {exc}") from None
+            raise HintError(f"{point}: {exc}") from None
         points.append(ColorPoint(x=float(x), y=float(y), cb=cb, cr=cr, radius=float(radius)))
     return tuple(points)
+
+
+def write_points(path: Path, points: list[dict]) -> None:
+    """Write a JSON hint file that read_points reads back: points already checked with parse_points, each
+    {"x", "y", "color" (sRGB hex), "radius"}. Atomic (a hidden temporary name, then a rename), so that a reader
+    (vidcolor run from the command line at the same moment) sees the old file or the new one, never half of one."""
+    rows = [json.dumps({"x": p["x"], "y": p["y"], "color": p["color"], "radius": p.get("radius", DEFAULT_POINT_RADIUS_PX)})
+            for p in points]
+    text = "{\"points\": [" + ",".join(f"\n  {row}" for row in rows) + ("\n]}" if rows else "]}")  # a point a line
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.partial")  # hidden: list_keyframes skips it
+    try:
+        tmp.write_text(text + "\n")
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def _read_picture(path: Path) -> tuple[np.ndarray, np.ndarray | None]:

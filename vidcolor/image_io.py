@@ -49,17 +49,23 @@ def read_image(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
         raise InputError(f"input {path} is not readable (permission denied)") from None
     except OSError as exc:
         raise InputError(f"input {path} cannot be read: {exc.strerror or exc}") from None
+    return decode_image(data, path, f"input {path}")
+
+
+def decode_image(data: np.ndarray, path: Path, label: str) -> tuple[np.ndarray, np.ndarray | None]:
+    """read_image for bytes already in memory (uint8 array): a file's, or an upload's (the studio). path: the name
+    the bytes came with (its suffix tells a video from an unknown format); label names them in errors."""
     if data.size == 0:
-        raise InputError(f"input {path} is empty (0 bytes)")
+        raise InputError(f"{label} is empty (0 bytes)")
     raw = _decode_quietly(data, cv2.IMREAD_UNCHANGED)
     if raw is None:
         head = data[:16].tobytes()
         kind = next((name for signature, name in IMAGE_SIGNATURES.items() if head.startswith(signature)), None)
         if kind:
-            raise InputError(f"input {path} is a damaged or truncated {kind} file that cannot be decoded")
+            raise InputError(f"{label} is a damaged or truncated {kind} file that cannot be decoded")
         if _looks_like_video(path, head):
-            raise InputError(f"input {path} is a video, not an image; use `vidcolor {path} OUT.mp4`")
-        raise InputError(f"input {path} is not an image OpenCV can decode (PNG, JPEG, BMP, TIFF, WebP)")
+            raise InputError(f"{label} is a video, not an image; use `vidcolor {path} OUT.mp4`")
+        raise InputError(f"{label} is not an image OpenCV can decode (PNG, JPEG, BMP, TIFF, WebP)")
     alpha = None
     if raw.ndim == 3 and raw.shape[2] == 4:
         alpha = raw[..., 3]
@@ -68,7 +74,7 @@ def read_image(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
         # IMREAD_COLOR applies EXIF orientation and converts CMYK and gray to 8-bit BGR.
         bgr = _decode_quietly(data, cv2.IMREAD_COLOR)
         if bgr is None:
-            raise InputError(f"input {path} is an image OpenCV cannot convert to colour")
+            raise InputError(f"{label} is an image OpenCV cannot convert to colour")
     if bgr.dtype != np.uint8:  # 16-bit and float images: the model works on 8-bit luma
         bgr = _to_uint8(bgr)
         if alpha is not None:

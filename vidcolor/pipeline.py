@@ -16,6 +16,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -46,6 +47,10 @@ class VideoOptions:
     segment_frames: int = DEFAULT_SEGMENT_FRAMES  # with resume only
     # A folder of colour keyframes (<frame index>.png/.jpg/.json, vidcolor/keyframes.py), carried through the video.
     keyframes: str | os.PathLike | None = None
+    # Called from a worker thread with the number of frames written so far, after each frame (the studio's progress
+    # bar), and with 0 before each frame of the keyframes' first pass. It may raise (vidcolor.errors.Cancelled) to
+    # stop the run: the partial output (and the keyframes' cache) is removed as on any error.
+    on_progress: Callable[[int], None] | None = None
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -92,7 +97,9 @@ def predict_chroma(colorizer: Colorizer, small: np.ndarray, full_range: bool, hi
     hints: None, or per frame the network's hint planes (3 x h x w) or None (automatic colour)."""
     model_luma = small.astype(np.float32) / 255.0 if full_range else color.limited_to_full_luma(small)
     planes = None
-    if hints is not None and any(h is not None for h in hints):
+    # Weights without a hint path still get keyframes: their colour is carried and blended, only the network
+    # cannot see it (guided_chroma).
+    if hints is not None and colorizer.takes_hints and any(h is not None for h in hints):
         empty = np.zeros((3, *small.shape[1:]), np.float32)
         planes = np.stack([empty if h is None else h for h in hints])
     return colorizer.predict(model_luma, planes)
@@ -154,13 +161,23 @@ def open_keyframe_guide(src: Path, dst: Path, colorizer: Colorizer, options: Vid
             progress = tqdm(total=first.estimated_frames() or None, unit="frame", desc="keyframes", file=sys.stderr,
                             disable=not options.progress, dynamic_ncols=True, leave=False)
             try:
-                guide.prepare((item for kind, item in first if kind == "video"), colorizer, options.size, progress)
+                guide.prepare(_first_pass_frames(first, options), colorizer, options.size, progress)
             finally:
                 progress.close()
     except BaseException:
         shutil.rmtree(cache, ignore_errors=True)
         raise
     return guide, cache
+
+
+def _first_pass_frames(reader: VideoReader, options: VideoOptions):
+    """The video frames of the keyframes' first pass. on_progress hears 0 (nothing written yet) before each, so
+    that a caller can stop during this pass too, which takes as long as decoding the whole video."""
+    for kind, item in reader:
+        if kind == "video":
+            if options.on_progress is not None:
+                options.on_progress(0)
+            yield item
 
 
 def chroma_planes(chroma: np.ndarray, limited: bool, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
@@ -205,6 +222,9 @@ def colorize_video(src, dst, colorizer: Colorizer, options: VideoOptions = Video
     """
     if options.resume:
         from .resume import colorize_video_resumable
+
+        if options.on_progress is not None:
+            raise ValueError("on_progress is not supported with resume")
 
         return colorize_video_resumable(src, dst, colorizer, options)
     from .smoothing import DEFAULT_STRENGTH, ChromaSmoother
@@ -273,6 +293,8 @@ def colorize_video(src, dst, colorizer: Colorizer, options: VideoOptions = Video
                     writer.write(frame.luma, cb, cr, frame.pts, frame.time_base, frame.display_matrix)
                     frames_out[0] += 1
                     progress.update(1)
+                    if options.on_progress is not None:
+                        options.on_progress(frames_out[0])
                 timings.encode_s += time.perf_counter() - t
             t = time.perf_counter()
             writer.finish()
@@ -290,7 +312,7 @@ def colorize_video(src, dst, colorizer: Colorizer, options: VideoOptions = Video
     decoder = threading.Thread(target=decode_worker, name="vidcolor-decode", daemon=True)
     encoder = threading.Thread(target=encode_worker, name="vidcolor-encode", daemon=True)
     try:
-        writer = VideoWriter(tmp, info, options.encoder, reader.audio_stream)
+        writer = VideoWriter(tmp, info, options.encoder, reader.kept_streams)
         chroma_h, chroma_w = writer.chroma_shape()
         decoder.start()
         encoder.start()

@@ -60,12 +60,16 @@ from .errors import InputError, OutputError, VidcolorError
 from .pipeline import (VideoOptions, _DONE, _Failed, _get, _put, _Stopped, _as_output_error, attach_guidance,
                        check_output, describe_run, guided_chroma, open_keyframe_guide, partial_path, predict_chroma,
                        remove_quietly)
-from .video_io import VideoReader, VideoWriter
+from .video_io import VideoReader, VideoWriter, output_format_name
 
 MANIFEST_NAME = "manifest.json"
 SEGMENT_SUFFIX = ".nut"
 MANIFEST_FORMAT = 1  # bumped whenever the folder's layout or the meaning of a field changes
-HEAD_HASH_BYTES = 1 << 20  # the input's first MiB identifies it along with size and mtime, without reading it all
+HEAD_HASH_BYTES = 1 << 20
+# Output formats a join cannot write correctly yet: AVI (its frames are counted, not timestamped, and joined segments
+# come out a frame slot late), raw H.264/HEVC (the segments' parameter sets live in NUT's header, not in the stream)
+# and YUV4MPEG (NUT cannot hold its raw frames).
+RESUME_REFUSED_FORMATS = {"avi", "h264", "hevc", "yuv4mpegpipe"}  # the input's first MiB identifies it along with size and mtime, without reading it all
 
 
 class ResumeError(VidcolorError):
@@ -233,7 +237,18 @@ def colorize_video_resumable(src, dst, colorizer: Colorizer, options: VideoOptio
     if options.segment_frames < 1:
         raise VidcolorError("segment length must be at least 1 frame")
     check_output(src, dst, options.overwrite)
+    if output_format_name(dst) in RESUME_REFUSED_FORMATS:
+        raise OutputError(f"--resume cannot write {dst.suffix} files yet; use .mkv or .mp4, or run without --resume")
     start_time = time.perf_counter()
+    with VideoReader(src, with_audio=options.audio) as probe:
+        info = probe.info
+        estimated = probe.estimated_frames()
+        # The encoder OUT's container gets in the normal path, and what happens to each audio and subtitle stream,
+        # decided (and said) now, before the work folder and the first frame: not at the join, after all the work.
+        planner = VideoWriter(partial_path(dst), info, options.encoder, probe.kept_streams)  # creates no file
+        planner.abort()
+    output = {"encoder": replace(options.encoder, codec=planner.video.codec_context.name, pix_fmt=planner.pix_fmt),
+              "format": planner.format_name, "plans": planner.stream_plans, "audio": planner.audio_mode}
     strength = DEFAULT_STRENGTH if options.smooth is None else options.smooth
     folder = work_folder(dst)
     identity = input_identity(src)
@@ -254,9 +269,6 @@ def colorize_video_resumable(src, dst, colorizer: Colorizer, options: VideoOptio
             with np.load(folder / segments[-1]["state"]) as state:
                 smoother.load_state(state)
         frames_before = sum(s["frames"] for s in segments)
-        with VideoReader(src, with_audio=options.audio) as probe:
-            info = probe.info
-            estimated = probe.estimated_frames()
         stats = {"corrupt_packets": 0, "read_error": None}
         guide = None
         if not manifest["complete"]:
@@ -265,7 +277,8 @@ def colorize_video_resumable(src, dst, colorizer: Colorizer, options: VideoOptio
             progress = tqdm(total=estimated or None, initial=frames_before, unit="frame", desc=src.name,
                             file=sys.stderr, disable=not options.progress, dynamic_ncols=True, leave=True)
             try:
-                _run_segments(src, dst, folder, manifest, colorizer, smoother, options, info, progress, stats, guide)
+                _run_segments(src, dst, folder, manifest, colorizer, smoother, options, info, progress, stats,
+                              output, guide)
             finally:
                 progress.close()
         frames = sum(s["frames"] for s in manifest["segments"])
@@ -274,7 +287,8 @@ def colorize_video_resumable(src, dst, colorizer: Colorizer, options: VideoOptio
                                              if stats["corrupt_packets"] else "", stats["read_error"]]))
             raise InputError(f"input {src} has a video stream but no frame could be decoded"
                              + (f" ({damage})" if damage else ""))
-        audio_mode, output_codec, output_pix_fmt = join_segments(src, dst, folder, manifest, options)
+        output_codec, output_pix_fmt = join_segments(src, dst, folder, manifest, output["plans"])
+        audio_mode = output["audio"]
     finally:
         lock.release()
         if guide_cache is not None:
@@ -303,14 +317,13 @@ def colorize_video_resumable(src, dst, colorizer: Colorizer, options: VideoOptio
     return summary
 
 
-def _run_segments(src, dst, folder, manifest, colorizer, smoother, options, info, progress, stats, guide) -> None:
+def _run_segments(src, dst, folder, manifest, colorizer, smoother, options, info, progress, stats, output,
+                  guide) -> None:
     """Colorize the frames not yet in a completed segment, committing each segment to the manifest as it ends."""
     segments = manifest["segments"]
     start_frame = sum(s["frames"] for s in segments)
     # The encoder and pixel format OUT's container would get in the normal path, whatever NUT's defaults are.
-    probe = VideoWriter(partial_path(dst), info, options.encoder)  # creates no file until a packet is written
-    encoder = replace(options.encoder, codec=probe.video.codec_context.name, pix_fmt=probe.pix_fmt)
-    probe.abort()
+    encoder = output["encoder"]
     work_h, work_w = colorizer.working_shape(info.height, info.width, options.size)
     reader, frames = _open_positioned(src, start_frame, guide, (work_h, work_w))
     inbox: queue.Queue = queue.Queue(maxsize=2 * options.batch_size)
@@ -356,7 +369,10 @@ def _run_segments(src, dst, folder, manifest, colorizer, smoother, options, info
                     manifest["display_matrix"] = list(item.display_matrix) if item.display_matrix else None
                 if writer is None:
                     segment_tmp = folder / f"segment-{index:05d}.partial{SEGMENT_SUFFIX}"
-                    writer = VideoWriter(segment_tmp, info, encoder)
+                    # OUT's format's rules (frame-rate time base, no B-frames...) apply, not NUT's.
+                    writer = VideoWriter(segment_tmp, info, encoder, target_format=output["format"])
+                    if writer.time_base is not None:
+                        manifest["encoder_time_base"] = str(writer.time_base)
                 batch.append(item)
                 count += 1
                 if len(batch) == options.batch_size:
@@ -471,8 +487,11 @@ def _segment_packets(folder: Path, segments: list[dict], time_base: Fraction | N
                     yield ready_packet
 
 
-def join_segments(src: Path, dst: Path, folder: Path, manifest: dict, options: VideoOptions):
-    """Mux the segments' video packets and the input's audio into dst, atomically. -> (audio mode, codec, pix_fmt)."""
+def join_segments(src: Path, dst: Path, folder: Path, manifest: dict, plans) -> tuple[str, str]:
+    """Mux the segments' video packets and the input's audio and subtitle streams (as planned, see
+    vidcolor.streams) into dst, atomically. -> (codec, pix_fmt)."""
+    from .streams import StreamCopier
+
     tmp = partial_path(dst)
     segments = manifest["segments"]
     try:
@@ -481,51 +500,31 @@ def join_segments(src: Path, dst: Path, folder: Path, manifest: dict, options: V
             template = first.streams.video[0]
             video = out.add_stream_from_template(template)
             time_base = Fraction(manifest["time_base"]) if manifest.get("time_base") else None
-            if time_base:
-                video.time_base = time_base  # the input's, as in the normal path (NUT may have chosen a multiple)
+            # The time base the segments were encoded in: the input's, as in the normal path (NUT may have chosen a
+            # multiple), or the frame rate's where OUT's format or encoder counts frames (VideoWriter).
+            encoder_time_base = manifest.get("encoder_time_base")
+            if encoder_time_base or time_base:
+                video.time_base = Fraction(encoder_time_base) if encoder_time_base else time_base
             if manifest.get("display_matrix"):
                 video.set_display_matrix(manifest["display_matrix"])
             codec, pix_fmt = template.codec_context.name, template.codec_context.pix_fmt
-            audio_in = source.streams.audio[0] if (options.audio and source.streams.audio) else None
-            audio, audio_mode, reencode = None, "none", None
-            if audio_in is not None:
-                name = audio_in.codec_context.name
-                if name in out.supported_codecs:
-                    audio, audio_mode = out.add_stream_from_template(audio_in), "copied"
-                else:  # the same policy as VideoWriter: re-encode what the container cannot hold
-                    target = "aac" if "aac" in out.supported_codecs else out.default_audio_codec
-                    print(f"note: {dst.suffix} files cannot hold {name} audio; re-encoding it to {target}",
-                          file=sys.stderr)
-                    audio = out.add_stream(target, rate=audio_in.codec_context.sample_rate)
-                    resampler = av.AudioResampler(format=audio.codec_context.codec.audio_formats[0].name,
-                                                  layout=audio_in.codec_context.layout.name,
-                                                  rate=audio_in.codec_context.sample_rate)
-                    reencode = (audio_in.codec_context, resampler)
-                    audio_mode = f"re-encoded to {target}"
+            kept = [source.streams[plan.index] for plan in plans]
+            copier = StreamCopier(out, plans, kept)
             streams = [_timed(_segment_packets(folder, segments, time_base), "video")]
-            if audio_in is not None:
-                streams.append(_timed(source.demux(audio_in), "audio"))
+            if kept:
+                streams.append(_timed(source.demux(kept), "audio"))
             # Interleaved by time, as a normal run's writer receives them, so players need no large buffers.
             for _, kind, packet in heapq.merge(*streams, key=lambda item: item[0]):
                 if kind == "video":
                     packet.stream = video
                     out.mux(packet)
-                elif reencode is None:
-                    packet.stream = audio
-                    out.mux(packet)
                 else:
-                    for frame in reencode[0].decode(packet):
-                        for resampled in reencode[1].resample(frame):
-                            out.mux(audio.encode(resampled))
-            if reencode is not None:
-                for frame in reencode[0].decode(None):
-                    for resampled in reencode[1].resample(frame):
-                        out.mux(audio.encode(resampled))
-                out.mux(audio.encode(None))
+                    copier.mux(packet)
+            copier.flush()
         os.replace(tmp, dst)
     except BaseException as exc:
         remove_quietly(tmp)
         if isinstance(exc, (OSError, av.FFmpegError)):
             raise _as_output_error(exc, dst) from None
         raise
-    return audio_mode, codec, pix_fmt
+    return codec, pix_fmt

@@ -1,12 +1,14 @@
 """Reading and writing video with PyAV (no ffmpeg executable).
 
-VideoReader yields, in file order, decoded video frames (as their luma plane plus timing) and the audio packets
-between them, so the writer can mux audio at the right place without ever decoding it. VideoWriter encodes frames
-built from (luma, Cb, Cr) planes with the input's timestamps and display matrix (rotation), and copies audio packets
-unchanged. Damaged input: see VideoReader's docstring for what is decoded, skipped, counted or refused.
+VideoReader yields, in file order, decoded video frames (as their luma plane plus timing) and the audio and subtitle
+packets between them, so the writer can mux them at the right place. VideoWriter encodes frames built from
+(luma, Cb, Cr) planes with the input's timestamps and display matrix (rotation), and copies those packets unchanged
+or re-encodes them where the output cannot hold them (vidcolor.streams). Damaged input: see VideoReader's docstring
+for what is decoded, skipped, counted or refused.
 """
 from __future__ import annotations
 
+import io
 import struct
 import sys
 from dataclasses import dataclass
@@ -17,6 +19,7 @@ import av
 import numpy as np
 
 from .errors import InputError, OutputError
+from .streams import StreamCopier, Target, audio_summary, ffmpeg_reason, plan_streams
 
 # Pixel formats whose first plane is 8-bit luma we can hand straight to the model and back to the encoder.
 YUV8_FORMATS = {"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p", "gray", "nv12"}
@@ -130,7 +133,8 @@ def open_input(path: Path):
 
 
 class VideoReader:
-    """Iterate ("video", Frame) and ("audio", Packet) items in file order. Use as a context manager.
+    """Iterate ("video", Frame) and ("audio", Packet) items in file order (the "audio" packets are those of
+    kept_streams: every audio stream unless with_audio is False, and every subtitle stream). Use as a context manager.
 
     Damaged input, the policy: decode what can be decoded and count what could not, never stop silently.
       - A packet the decoder rejects is skipped and counted (corrupt_packets); the frames around it keep their own
@@ -156,11 +160,13 @@ class VideoReader:
             if ctx is None:
                 raise InputError(f"input {self.path}: its video codec is unknown to FFmpeg (damaged header?)")
             self.stream.thread_type = "AUTO"  # frame and slice threads in the decoder
-            audio = self.container.streams.audio
-            self.audio_stream = audio[0] if (with_audio and audio) else None
-            if self.audio_stream is not None and self.audio_stream.codec_context is None:
+            audio = list(self.container.streams.audio) if with_audio else []
+            if any(stream.codec_context is None for stream in audio):
                 raise InputError(f"input {self.path}: its audio codec is unknown to FFmpeg, so it cannot be copied; "
                                  "pass --no-audio to colorize without it")
+            # Every audio stream (a second language, commentary) and every subtitle stream goes to the writer, which
+            # keeps what the output can hold (vidcolor.streams); --no-audio leaves out the audio only.
+            self.kept_streams = audio + list(self.container.streams.subtitles)
             if not ctx.width or not ctx.height:
                 raise InputError(f"input {self.path}: the video stream has no frame size (damaged header?)")
             self.info = VideoInfo(
@@ -173,7 +179,7 @@ class VideoReader:
                 codec=ctx.name,
                 pix_fmt=ctx.pix_fmt,
                 full_range=is_full_range(ctx.pix_fmt, ctx.color_range),
-                has_audio=self.audio_stream is not None,
+                has_audio=bool(audio),
             )
         except BaseException:
             self.container.close()
@@ -219,7 +225,8 @@ class VideoReader:
             return int(round(self.info.duration_s * float(self.info.rate)))
         return 0
 
-    def _frame_luma(self, frame: av.VideoFrame) -> np.ndarray:
+    def frame_luma(self, frame: av.VideoFrame) -> np.ndarray:
+        """A decoded frame's 8-bit luma plane (H x W uint8, a copy) in the video's range (see info.full_range)."""
         if frame.format.name not in YUV8_FORMATS:
             # 10-bit, RGB, paletted...: convert once to 8-bit YUV in the range the rest of the run assumes; the luma
             # plane is all we need. (Converting to "gray" would always give full range.)
@@ -244,7 +251,7 @@ class VideoReader:
             # (+24 % peak memory over a 10x longer 720p input, measured with vidcolor.bench).
             matrix = frame.side_data.get(av.sidedata.sidedata.Type.DISPLAYMATRIX)
             display_matrix = struct.unpack("=9i", bytes(matrix)) if matrix is not None else None
-        return Frame(index, self._frame_luma(frame), frame.pts, frame.time_base, display_matrix)
+        return Frame(index, self.frame_luma(frame), frame.pts, frame.time_base, display_matrix)
 
     def _decode(self, packet):
         try:
@@ -256,10 +263,10 @@ class VideoReader:
             return []
 
     def __iter__(self):
-        streams = [self.stream] + ([self.audio_stream] if self.audio_stream is not None else [])
+        streams = [self.stream] + self.kept_streams
         try:
             for packet in self.container.demux(streams):
-                if packet.stream.type == "audio":
+                if packet.stream.type != "video":  # audio and subtitles, passed to the writer as "audio" items
                     if packet.size:  # the empty packet at the end only flushes decoders
                         yield "audio", packet
                     continue
@@ -291,96 +298,195 @@ class VideoReader:
 @dataclass(frozen=True)
 class EncoderSettings:
     codec: str | None = None  # None: libx264 where the container can hold it, else the container's default
-    crf: int = 18
-    preset: str = "medium"
+    crf: int | None = None  # None: DEFAULT_CRF where the encoder takes a crf; given: refused where it does not
+    preset: str | None = None  # None: DEFAULT_PRESET where the encoder takes a preset; given: likewise
     pix_fmt: str | None = None  # None: yuv420p, or yuv444p for odd frame sizes (4:2:0 needs even sizes)
 
 
-class VideoWriter:
-    """Encode colorized frames into `path` (normally a temporary name; pipeline.py renames it on success)."""
+DEFAULT_CRF = 18
+DEFAULT_PRESET = "medium"
+# Encoders with a constant-quality (crf) scale, and those with x264's speed presets.
+CRF_ENCODERS = {"libx264", "libx264rgb", "libx265", "libvpx", "libvpx-vp9", "libaom-av1", "libsvtav1"}
+MAX_CRF = {"libx264": 51, "libx264rgb": 51, "libx265": 51}  # the others: 63
+PRESET_ENCODERS = {"libx264", "libx264rgb", "libx265"}
+# Encoders with a quantiser scale (1 best - 31) instead: without one FFmpeg gives them 200 kbit/s, blocky at any
+# size; 3 is in the range (2-5) commonly used for good quality. FFmpeg's options take it times FF_QP2LAMBDA.
+QSCALE_ENCODERS = {"mpeg1video", "mpeg2video", "mpeg4", "msmpeg4", "msmpeg4v2", "wmv1", "wmv2", "mjpeg"}
+DEFAULT_QSCALE = 3
+FF_QP2LAMBDA = 118
+# Encoders that take their frame rate from the time base (MPEG-1/2 know only a list of rates), and containers that
+# store a frame rate instead of timestamps (AVI): frames are numbered at the frame rate there.
+FRAME_RATE_TIME_BASE_ENCODERS = {"mpeg1video", "mpeg2video"}
+FRAME_RATE_TIME_BASE_FORMATS = {"avi"}
+# Containers without presentation timestamps (AVI, ASF/WMV): frames must be stored in display order, so no frame
+# reordering (B-frames); with it, readers get timestamps out of order.
+NO_REORDER_FORMATS = {"avi", "asf"}
+# Encoders whose output is full range by definition (JPEG); limited-range frames are stretched for them.
+FULL_RANGE_ENCODERS = {"mjpeg"}
+# Containers whose muxer writes a codec that FFmpeg's codec query does not list (it answers "unknown").
+UNLISTED_CODECS = {"mpegts": {"h264", "hevc"}}
 
-    def __init__(self, path: Path, info: VideoInfo, settings: EncoderSettings, audio_template=None):
+
+def unknown_suffix_error(path: Path) -> OutputError:
+    suffix = path.suffix or "(none)"
+    return OutputError(f"cannot tell a video format from the output suffix {suffix!r}; use .mp4, .mkv or .mov")
+
+
+def output_format_name(path: Path) -> str:
+    """FFmpeg's muxer for a file name (from its suffix), as VideoWriter would choose it."""
+    try:
+        container = av.open(str(path), "w")  # creates no file until a packet is written
+    except (av.FFmpegError, ValueError, OSError):
+        raise unknown_suffix_error(path) from None
+    try:
+        return container.format.name
+    finally:
+        container.close()
+
+
+def _full_range_table(chroma: bool) -> np.ndarray:
+    """uint8 lookup table from limited to full range (luma 16-235 or chroma 16-240 -> 0-255)."""
+    values = np.arange(256, dtype=np.float64)
+    stretched = (values - 128) * 255 / 224 + 128 if chroma else (values - 16) * 255 / 219
+    return np.clip(np.rint(stretched), 0, 255).astype(np.uint8)
+
+
+class VideoWriter:
+    """Encode colorized frames into `path` (normally a temporary name; pipeline.py renames it on success).
+
+    streams: the input's audio and subtitle streams to keep; what happens to each is decided here, before the first
+    frame (vidcolor.streams). target_format: the muxer whose rules the video follows when that is not path's own
+    (--resume encodes segments in NUT for an output of another format).
+    """
+
+    def __init__(self, path: Path, info: VideoInfo, settings: EncoderSettings, streams=(),
+                 target_format: str | None = None, show_notes: bool = True):
         self.path = path
         try:
             self.container = av.open(str(path), "w")
         except OSError as exc:  # PyAV's errno errors are OSErrors too: permission denied, read-only file system...
             raise OutputError(f"cannot create {path}: {exc.strerror or exc}") from None
         except (av.FFmpegError, ValueError):
-            suffix = path.suffix or "(none)"
-            raise OutputError(f"cannot tell a video format from the output suffix {suffix!r}; "
-                              f"use .mp4, .mkv or .mov") from None
+            raise unknown_suffix_error(path) from None
+        self.format_name = target_format or self.container.format.name
         try:
-            self._setup(info, settings, audio_template)
+            self._setup(info, settings)
+            self._setup_streams(info, list(streams), show_notes)
         except BaseException:
             self.container.close()
             raise
         self._first_frame = True
 
-    def _choose_codec(self, settings: EncoderSettings) -> str:
-        supported = self.container.supported_codecs
-        codec = settings.codec or ("libx264" if "libx264" in supported else self.container.default_video_codec)
+    def _holds(self, codec) -> bool:
+        """Whether the target container can hold this video codec."""
+        if self.format_name == self.container.format.name:
+            supported = self.container.supported_codecs
+        else:
+            with av.open(io.BytesIO(), "w", format=self.format_name) as scratch:
+                supported = scratch.supported_codecs
+        return (codec.canonical_name in supported or codec.name in supported
+                or codec.canonical_name in UNLISTED_CODECS.get(self.format_name, ()))
+
+    def _choose_codec(self, settings: EncoderSettings):
+        h264 = av.codec.Codec("libx264", "w")
+        if settings.codec:
+            name = settings.codec
+        else:
+            with av.open(io.BytesIO(), "w", format=self.format_name) as scratch:
+                default = scratch.default_video_codec
+            # H.264 where the container holds it; not in ASF (WMV), where FFmpeg's reader mistimes H.264 frames even
+            # without reordering: its own codec there.
+            name = "libx264" if self._holds(h264) and self.format_name != "asf" else default
         try:
-            kind = av.codec.Codec(codec, "w").type
+            # An alias (h264, hevc, vp9) names FFmpeg's preferred encoder for that codec: the options below are
+            # set for that encoder, so --codec h264 behaves exactly as --codec libx264.
+            codec = av.codec.Codec(name, "w")
         except (av.FFmpegError, ValueError):
-            kind = None
-        if kind != "video":
-            raise OutputError(f"unknown video encoder {codec!r}; try libx264, libx265, libvpx-vp9 or mpeg4")
-        if codec not in supported:
-            raise OutputError(f"{self.path.suffix} files cannot hold {codec} video; choose another --codec or use .mkv")
+            codec = None
+        if codec is None or codec.type != "video":
+            raise OutputError(f"unknown video encoder {name!r}; try libx264, libx265, libvpx-vp9 or mpeg4")
+        if not self._holds(codec):
+            raise OutputError(f"{self.path.suffix} files cannot hold {codec.name} video; choose another --codec "
+                              "or use .mkv")
         return codec
 
-    def _setup(self, info: VideoInfo, settings: EncoderSettings, audio_template) -> None:
-        supported = self.container.supported_codecs
+    def _encoder_options(self, codec: str, settings: EncoderSettings) -> dict:
+        """Every setting either applies to this encoder or is refused with a line."""
+        if settings.crf is not None and codec not in CRF_ENCODERS:
+            raise OutputError(f"--crf does not apply to the {codec} encoder (it has no constant-quality scale); "
+                              f"drop --crf, or use --codec libx264, libx265 or libvpx-vp9")
+        if settings.preset is not None and codec not in PRESET_ENCODERS:
+            raise OutputError(f"--preset does not apply to the {codec} encoder; drop --preset, or use --codec "
+                              "libx264 or libx265")
+        if settings.crf is not None and settings.crf > MAX_CRF.get(codec, 63):
+            raise OutputError(f"--crf {settings.crf} is out of the {codec} encoder's range 0-{MAX_CRF[codec]}")
+        options = {}
+        if codec in CRF_ENCODERS:
+            options["crf"] = str(DEFAULT_CRF if settings.crf is None else settings.crf)
+            if codec.startswith("libvpx") or codec == "libaom-av1":
+                options["b"] = "0"  # constant quality, not a bit rate capped by a default
+        if codec in PRESET_ENCODERS:
+            options["preset"] = settings.preset or DEFAULT_PRESET
+        if codec == "libx265":
+            options["x265-params"] = "log-level=error"  # x265 prints a 20-line banner on stderr otherwise
+        if codec in QSCALE_ENCODERS:
+            options.update({"flags": "+qscale", "global_quality": str(DEFAULT_QSCALE * FF_QP2LAMBDA)})
+        return options
+
+    def _setup(self, info: VideoInfo, settings: EncoderSettings) -> None:
         codec = self._choose_codec(settings)
+        name = codec.name
+        options = self._encoder_options(name, settings)
         odd = info.width % 2 or info.height % 2
         self.pix_fmt = settings.pix_fmt or ("yuv444p" if odd else "yuv420p")
-        formats = {f.name for f in av.codec.Codec(codec, "w").video_formats or ()}
+        formats = {f.name for f in codec.video_formats or ()}
         if formats and self.pix_fmt not in formats:
             why = f" (needed for the odd frame size {info.width}x{info.height})" if odd else ""
-            raise OutputError(f"encoder {codec} cannot encode {self.pix_fmt}{why}; use --codec libx264")
+            raise OutputError(f"encoder {name} cannot encode {self.pix_fmt}{why}; use --codec libx264")
         rate = info.rate or Fraction(25)
-        stream = self.container.add_stream(codec, rate=rate)
+        stream = self.container.add_stream(name, rate=rate)
         stream.width, stream.height = info.width, info.height
         stream.pix_fmt = self.pix_fmt
-        if info.time_base:
-            # Encoding in the input's time base keeps every timestamp exactly (variable frame rate included).
-            stream.codec_context.time_base = info.time_base
-            stream.time_base = info.time_base
-        stream.codec_context.color_range = FULL_RANGE if info.full_range else 1
+        # Encoding in the input's time base keeps every timestamp exactly (variable frame rate included), except
+        # where the encoder or the container counts frames at the frame rate (see FRAME_RATE_TIME_BASE_*).
+        self.frame_rate_time_base = name in FRAME_RATE_TIME_BASE_ENCODERS or \
+            self.format_name in FRAME_RATE_TIME_BASE_FORMATS
+        time_base = 1 / rate if self.frame_rate_time_base else info.time_base
+        if time_base:
+            stream.codec_context.time_base = time_base
+            stream.time_base = time_base
+        self.time_base = time_base
+        self._last_pts = None
+        if self.format_name in NO_REORDER_FORMATS:
+            stream.codec_context.max_b_frames = 0
+        self.full_range = info.full_range or name in FULL_RANGE_ENCODERS
+        self._stretch = None
+        if self.full_range and not info.full_range:  # limited-range planes into a full-range encoder
+            self._stretch = (_full_range_table(chroma=False), _full_range_table(chroma=True))
+        stream.codec_context.color_range = FULL_RANGE if self.full_range else 1
         # The chroma is computed with BT.601 coefficients (vidcolor/color.py): say so, or players assume BT.709 for
         # untagged HD video and shift the hues.
         stream.codec_context.colorspace = BT601_COLORSPACE
-        options = {}
-        if codec in ("libx264", "libx265"):
-            options = {"crf": str(settings.crf), "preset": settings.preset}
-        elif codec.startswith("libvpx"):
-            options = {"crf": str(settings.crf), "b": "0"}
-        stream.options = options
+        try:
+            # Opened now, so that settings the encoder refuses (a frame rate MPEG-2 cannot code, a crf out of its
+            # range) are reported before any frame is colorized, not at the first one.
+            stream.codec_context.options = options
+            stream.codec_context.open()
+        except (av.FFmpegError, ValueError) as exc:
+            raise OutputError(f"the {name} encoder cannot encode this video into {self.path.suffix} "
+                              f"({ffmpeg_reason(exc)}); use .mkv or .mp4 with --codec libx264") from None
         self.video = stream
-        self.full_range = info.full_range
 
-        self.audio = None
-        self.audio_mode = "none"
-        self._audio_decoder = None
-        if audio_template is not None:
-            name = audio_template.codec_context.name
-            if name in supported:
-                self.audio = self.container.add_stream_from_template(audio_template)
-                self.audio_mode = "copied"
-            else:
-                target = "aac" if "aac" in supported else self.container.default_audio_codec
-                print(f"note: {self.path.suffix} files cannot hold {name} audio; re-encoding it to {target}",
-                      file=sys.stderr)
-                self.audio = self.container.add_stream(target, rate=audio_template.codec_context.sample_rate)
-                # The input stream's own decoder has every parameter (sample rate, layout, extradata) a decoder
-                # created from the codec name would lack; the reader never decodes audio, so it is ours to use.
-                self._audio_decoder = audio_template.codec_context
-                self._resampler = av.AudioResampler(
-                    format=self.audio.codec_context.codec.audio_formats[0].name,
-                    layout=audio_template.codec_context.layout.name,
-                    rate=audio_template.codec_context.sample_rate,
-                )
-                self.audio_mode = f"re-encoded to {target}"
+    def _setup_streams(self, info: VideoInfo, streams: list, show_notes: bool) -> None:
+        rate = info.rate or Fraction(25)
+        target = Target(self.format_name, self.path.suffix, self.video.codec_context.name, rate,
+                        self.time_base or 1 / rate)
+        self.stream_plans, notes = plan_streams(streams, target)
+        if show_notes:
+            for note in notes:
+                print(f"note: {note}", file=sys.stderr)
+        self.audio_mode = audio_summary(self.stream_plans)
+        self.copier = StreamCopier(self.container, self.stream_plans, streams)
 
     def write(self, luma: np.ndarray, cb: np.ndarray, cr: np.ndarray, pts: int | None, time_base,
               display_matrix: tuple[int, ...] | None = None) -> None:
@@ -393,9 +499,18 @@ class VideoWriter:
             self._first_frame = False
             if display_matrix is not None:
                 self.video.set_display_matrix(list(display_matrix))  # must precede the first encode
+        if self._stretch is not None:
+            luma, cb, cr = self._stretch[0][luma], self._stretch[1][cb], self._stretch[1][cr]
         frame = av.VideoFrame(self.video.width, self.video.height, self.pix_fmt)
         for plane, data in zip(frame.planes, (luma, cb, cr)):
             plane_array(plane)[...] = data  # in place: no temporary buffer per plane
+        if self.frame_rate_time_base and self.time_base:
+            # Frame numbers at the frame rate; a variable-rate input keeps its order (never two frames in a slot).
+            number = round(pts * time_base / self.time_base) if pts is not None and time_base else None
+            if number is None or (self._last_pts is not None and number <= self._last_pts):
+                number = 0 if self._last_pts is None else self._last_pts + 1
+            self._last_pts = number
+            pts, time_base = number, self.time_base
         frame.pts = pts
         if time_base is not None:
             frame.time_base = time_base
@@ -410,24 +525,13 @@ class VideoWriter:
         return self.video.height, self.video.width
 
     def write_audio(self, packet: av.Packet) -> None:
-        if self.audio is None:
-            return
-        if self._audio_decoder is None:
-            packet.stream = self.audio
-            self.container.mux(packet)
-            return
-        for frame in self._audio_decoder.decode(packet):
-            for resampled in self._resampler.resample(frame):
-                self.container.mux(self.audio.encode(resampled))
+        """A packet of one of the input's audio or subtitle streams: copied or converted as planned."""
+        self.copier.mux(packet)
 
     def finish(self) -> None:
         """Flush the encoders (frames still inside them are written) and close the file."""
         self.container.mux(self.video.encode(None))
-        if self._audio_decoder is not None:
-            for frame in self._audio_decoder.decode(None):
-                for resampled in self._resampler.resample(frame):
-                    self.container.mux(self.audio.encode(resampled))
-            self.container.mux(self.audio.encode(None))
+        self.copier.flush()
         self.container.close()
 
     def abort(self) -> None:
@@ -438,6 +542,6 @@ class VideoWriter:
 
 
 def check_video_output(path: Path, info: VideoInfo, settings: EncoderSettings) -> None:
-    """Raise what VideoWriter would raise (format, encoder, pixel format) without creating path: PyAV creates the
-    file only when the first packet is written."""
-    VideoWriter(path, info, settings).container.close()
+    """Raise what VideoWriter would raise (format, encoder, pixel format, encoder settings) without creating path:
+    PyAV creates the file only when the first packet is written."""
+    VideoWriter(path, info, settings, show_notes=False).container.close()
