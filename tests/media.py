@@ -204,7 +204,7 @@ def read_video(path: Path) -> dict:
 
     out = {"y": [], "u": [], "v": [], "pts": [], "audio": [], "audio_pts": [], "rotation": None}
     with av.open(str(path)) as container:
-        vstream = container.streams.video[0]
+        vstream = next(s for s in container.streams.video if not s.disposition & av.stream.Disposition.attached_pic)
         out["width"], out["height"] = vstream.codec_context.width, vstream.codec_context.height
         out["rate"] = vstream.average_rate
         out["time_base"] = vstream.time_base
@@ -329,3 +329,138 @@ def read_streams(path: Path) -> dict:
             out["video_frames"] = len(frames)
             out["video_pts_increasing"] = stamps == sorted(stamps) and len(set(stamps)) == len(stamps)
     return out
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# real-world oddities (issue 18)
+
+
+def _boxes(data: bytes, start: int, end: int) -> list[tuple[bytes, int, int]]:
+    """(type, offset, size) of the ISO-BMFF boxes between start and end."""
+    found, offset = [], start
+    while offset < end:
+        size, kind = struct.unpack(">I4s", data[offset: offset + 8])
+        found.append((kind, offset, size))
+        offset += size
+    return found
+
+
+def make_cover_art_first_mp4(path: Path, frames: int = 12, rotation: int | None = None) -> Path:
+    """An MP4 with audio whose first stream is its cover art (a PNG attached picture), as taggers write them: the
+    cover's udta box is moved before the tracks in the moov box (offsets into mdat do not change)."""
+    clip = make_clip(path.with_name(path.stem + "-plain.mp4"), frames=frames, audio=True, rotation=rotation)
+    ok, png = cv2.imencode(".png", still(32, 32, colour=True))
+    with av.open(str(clip)) as source, av.open(str(path), "w") as out:
+        cover = out.add_stream("png")
+        cover.width = cover.height = 32
+        cover.pix_fmt = "rgb24"
+        cover.disposition = av.stream.Disposition.attached_pic
+        video = out.add_stream_from_template(source.streams.video[0])
+        if rotation is not None:
+            video.set_display_rotation(rotation)
+        audio = out.add_stream_from_template(source.streams.audio[0])
+        packet = av.Packet(png.tobytes())
+        packet.stream, packet.pts, packet.dts = cover, 0, 0
+        out.mux(packet)
+        for packet in source.demux():
+            if packet.dts is not None:
+                packet.stream = video if packet.stream.type == "video" else audio
+                out.mux(packet)
+    clip.unlink()
+    data = bytearray(path.read_bytes())
+    _, moov, size = next(box for box in _boxes(data, 0, len(data)) if box[0] == b"moov")
+    children = _boxes(data, moov + 8, moov + size)
+    ordered = [c for c in children if c[0] == b"udta"] + [c for c in children if c[0] != b"udta"]
+    data[moov + 8: moov + size] = b"".join(bytes(data[o: o + s]) for _, o, s in ordered)
+    path.write_bytes(bytes(data))
+    return path
+
+
+def make_joined_ts(path: Path, frames_each: int = 12, second_audio: bool = False) -> Path:
+    """Two MPEG-TS recordings (video and MP2 audio; with second_audio, a second MP2 track at another pitch) joined
+    with `cat`: the timestamps restart half-way."""
+    part = make_clip(path.with_name(path.stem + "-part.ts"), frames=frames_each, audio=True, audio_codec="mp2")
+    if second_audio:
+        tone = make_audio(path.with_name(path.stem + "-tone.mp2"), codec="mp2", layout="stereo",
+                          seconds=frames_each / 24)
+        both = combine(path.with_name(path.stem + "-both.ts"), [part, tone])
+        part.unlink()
+        tone.unlink()
+        part = both
+    path.write_bytes(part.read_bytes() * 2)
+    part.unlink()
+    return path
+
+
+def make_edit_list_mp4(path: Path, frames: int = 15, skipped: int = 5, fps: int = 24) -> Path:
+    """An intact MP4 whose edit list starts `skipped` frames into the media, as `ffmpeg -ss ... -c copy` writes it
+    (cut at a non-keyframe): the container counts `frames`, players show frames - skipped."""
+    clip = make_clip(path.with_name(path.stem + "-plain.mp4"), frames=frames, fps=fps)
+    with av.open(str(clip)) as source, av.open(str(path), "w") as out:
+        template = source.streams.video[0]
+        video = out.add_stream_from_template(template)
+        shift = round(skipped / (fps * template.time_base))
+        for packet in source.demux(template):
+            if packet.dts is not None:
+                packet.pts -= shift
+                packet.dts -= shift
+                packet.stream = video
+                out.mux(packet)
+    clip.unlink()
+    return path
+
+
+def make_interlaced_clip(path: Path, frames: int = 10, top_field_first: bool = True) -> Path:
+    """Interlaced H.264 (field-aware coding), as a camcorder or a DVB recording has it."""
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        stream.options = {"flags": "+ildct+ilme", "x264-params": "tff=1" if top_field_first else "bff=1"}
+        for i in range(frames):
+            frame = av.VideoFrame.from_ndarray(moving_pattern(i, 64, 48), format="rgb24").reformat(format="yuv420p")
+            frame.pts, frame.time_base = i, Fraction(1, 25)
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    return path
+
+
+def write_png_with_orientation(path: Path, image: np.ndarray, orientation: int) -> Path:
+    """A PNG (RGB or RGBA) with an EXIF Orientation tag in its eXIf chunk."""
+    from PIL import Image
+
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    Image.fromarray(image).save(path, "PNG", exif=exif.tobytes())
+    return path
+
+
+def png_with_claimed_size(path: Path, width: int, height: int) -> Path:
+    """A small gray PNG whose header claims width x height (CRC fixed): what a huge scan's header says."""
+    import zlib
+
+    ok, encoded = cv2.imencode(".png", still()[..., 0])
+    data = bytearray(encoded.tobytes())
+    data[16:24] = struct.pack(">II", width, height)  # IHDR: after the signature, length and type
+    data[29:33] = struct.pack(">I", zlib.crc32(bytes(data[12:29])))
+    path.write_bytes(bytes(data))
+    return path
+
+
+def make_repeated_pts_mkv(path: Path, frames: int = 8, repeated: tuple[int, ...] = (3, 6)) -> Path:
+    """An intra-only (MJPEG) Matroska file in which the frames `repeated` carry the previous frame's timestamp, as
+    some muxers and cutters write them. Made by remuxing: encoders refuse such timestamps."""
+    clip = make_clip(path.with_name(path.stem + "-plain.mkv"), frames=frames, codec="mjpeg", pix_fmt="yuvj420p")
+    with av.open(str(clip)) as source, av.open(str(path), "w") as out:
+        template = source.streams.video[0]
+        video = out.add_stream_from_template(template)
+        previous = None
+        for index, packet in enumerate(p for p in source.demux(template) if p.size):
+            if index in repeated:
+                packet.pts = packet.dts = previous
+            previous = packet.pts
+            packet.stream = video
+            out.mux(packet)
+    clip.unlink()
+    return path

@@ -203,7 +203,6 @@ def test_a_missing_keyframes_folder_is_refused(cli, gray_clip, tmp_path):
 def test_backward_carry_is_bounded(monkeypatch, gray_clip, tmp_path):
     """The first pass keeps at most MAX_CARRY_FRAMES frames, and colour is carried back no further."""
     from vidcolor import keyframes
-    from vidcolor.colorizer import load_colorizer
     from vidcolor.video_io import VideoReader
 
     monkeypatch.setattr(keyframes, "MAX_CARRY_FRAMES", 4)

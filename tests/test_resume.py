@@ -195,16 +195,18 @@ def test_variable_frame_rate_and_odd_segment_lengths(cli, tmp_path):
     assert read_video(resumable)["pts"] == read_video(normal)["pts"] == read_video(src)["pts"]
 
 
-def test_smoother_state_round_trip_continues_exactly(tmp_path):
+@pytest.mark.parametrize("width, height", [(86, 64), (340, 192)])
+def test_smoother_state_round_trip_continues_exactly(tmp_path, width, height):
     from vidcolor.smoothing import ChromaSmoother
 
     from media import moving_pattern
 
-    # 86 x 64: the working size of the test clips at --size 64; at this size a fresh OpenCV DIS object's first flow
-    # differs from a used one's, which load_state() must reproduce.
+    # 86 x 64: the working size of the test clips at --size 64; 340 x 192: a 16:9 video's at the default --size 192.
+    # At these sizes a fresh OpenCV DIS object's first flow differs from a used one's, which load_state() must
+    # reproduce (a DIS object warmed up at 12 x 12 computed its first flow as a fresh one would).
     rng = np.random.default_rng(0)
-    lumas = [moving_pattern(i, 86, 64)[..., 0] for i in range(6)]
-    chromas = [rng.uniform(-0.2, 0.2, (2, 32, 43)).astype(np.float32) for _ in lumas]
+    lumas = [moving_pattern(i, width, height)[..., 0] for i in range(6)]
+    chromas = [rng.uniform(-0.2, 0.2, (2, height // 2, width // 2)).astype(np.float32) for _ in lumas]
     continuous = ChromaSmoother()
     expected = [continuous.smooth(luma, chroma) for luma, chroma in zip(lumas, chromas)]
     first = ChromaSmoother()

@@ -283,7 +283,9 @@ def test_disk_full_writing_an_image(cli, tmp_path, monkeypatch, snapshot):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
     before = snapshot(tmp_path)
-    monkeypatch.setattr(pipeline.os, "replace", full_disk)  # the temporary file was written; the rename fails
+    # The temporary file was written; moving it into place fails (a link without -y, a rename with it).
+    monkeypatch.setattr(pipeline.os, "replace", full_disk)
+    monkeypatch.setattr(pipeline.os, "link", full_disk)
     message = cli.error(cli.image(src, "-o", tmp_path / "out.png"))
     assert "no space left on device" in message
     assert snapshot(tmp_path) == before

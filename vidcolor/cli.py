@@ -33,15 +33,18 @@ def run_guarded(job, after_stop: str = "no output written"):
     """Run job(); map failures to one line on stderr and the documented exit codes. after_stop: what an interrupted
     or terminated run leaves behind, and what to do next."""
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    previous_interrupt = signal.getsignal(signal.SIGINT)
     try:
         return job()
     except VidcolorError as exc:
         click.echo(f"vidcolor: error: {exc}", err=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
+        stop_cleanly()
         click.echo(f"vidcolor: interrupted; {after_stop}", err=True)
         exit_now(EXIT_INTERRUPTED)
     except Terminated:
+        stop_cleanly()
         click.echo(f"vidcolor: terminated; {after_stop}", err=True)
         exit_now(EXIT_TERMINATED)
     except OSError as exc:
@@ -58,6 +61,18 @@ def run_guarded(job, after_stop: str = "no output written"):
         sys.exit(1)
     finally:
         signal.signal(signal.SIGTERM, previous)
+        if previous_interrupt is not None:  # stop_cleanly ignores it; under CliRunner the process goes on
+            signal.signal(signal.SIGINT, previous_interrupt)
+
+
+def stop_cleanly() -> None:
+    """After an interrupt: no further one may stop the clean-up, and a partial file whose removal a second Ctrl-C
+    cut short (two within ~50 ms land inside the library's own clean-up) is removed here."""
+    from .files import remove_own_partials
+
+    for number in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(number, signal.SIG_IGN)
+    remove_own_partials()
 
 
 def exit_now(code: int) -> None:
@@ -174,12 +189,15 @@ def video(src, dst, weights, device, size, saturation, batch_size, smooth, crf, 
 
     def job():
         from .colorizer import load_colorizer
+        from .files import check_writable_file
         from .pipeline import VideoOptions, check_video_job, colorize_video
         from .video_io import EncoderSettings
 
         options = VideoOptions(size=size, batch_size=batch_size, smooth=smooth, audio=not no_audio,
                                overwrite=overwrite, progress=not quiet, resume=resume, segment_frames=segment_frames,
                                encoder=EncoderSettings(codec=codec, crf=crf, preset=preset), keyframes=keyframes)
+        if report:
+            check_writable_file(Path(report), "report")
         check_video_job(src, dst, options)  # fail before the model loads
         colorizer = load_colorizer(weights, device, saturation)
         summary = colorize_video(src, dst, colorizer, options)
@@ -208,6 +226,10 @@ def damage_note(summary: dict) -> str:
         notes.append(f"{about}{summary['frames_lost']} of {summary['frames_expected']} frames could not be decoded")
     if summary["read_error"]:
         notes.append(f"input {summary['read_error']}")
+    if summary.get("timestamps_fixed"):
+        count = summary["timestamps_fixed"]
+        notes.append(f"{count} timestamp{'s' if count != 1 else ''} went back or repeated (joined files?) and "
+                     f"{'were' if count != 1 else 'was'} moved to follow on")
     return "; ".join(notes)
 
 
@@ -229,9 +251,16 @@ def image(inputs, output, weights, device, size, saturation, hints, overwrite, r
     def job():
         from .colorizer import load_colorizer
         from .guidance import hints_for
-        from .pipeline import IMAGE_SUFFIXES, check_output, colorize_image, read_image
+        from .files import check_writable_file
+        from .pipeline import IMAGE_SUFFIXES, check_output, colorize_image, read_picture
 
+        if report:
+            check_writable_file(Path(report), "report")
         single_file = len(inputs) == 1 and output.suffix.lower() in IMAGE_SUFFIXES and not output.is_dir()
+        if not single_file and output.suffix and not output.is_dir():
+            # `-o a-colour.gif`, `-o x.mp4`, a typo like `.jgp`: a file name, not a folder to create.
+            raise_error(f"cannot write an image named {output.name!r}; use .png, .jpg, .bmp, .tif or .webp (for a "
+                        "folder of outputs, give a name without a suffix, or create the folder first)")
         if single_file:
             targets = [(inputs[0], output)]
         else:
@@ -244,8 +273,9 @@ def image(inputs, output, weights, device, size, saturation, hints, overwrite, r
         # Every check before any work, so that a bad input or output leaves nothing written.
         given = {}
         for src, _ in targets:
-            rgb, _ = read_image(src)  # decoded here and again below: cheap next to the network
-            given[src] = hints_for(hints, src, rgb.shape[1], rgb.shape[0])  # a bad hint file fails before any work
+            picture = read_picture(src)  # decoded here and again below: cheap next to the network
+            given[src] = hints_for(hints, src, picture.width, picture.height)  # a bad hint file fails before any work
+            del picture
         if not single_file:
             if not output.parent.is_dir():
                 raise_error(f"output folder {output.parent} does not exist; create it first")

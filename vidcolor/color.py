@@ -42,22 +42,38 @@ def ycbcr_to_rgb(y, cb, cr):
     return r, g, b
 
 
-def image_to_luma(rgb: np.ndarray) -> np.ndarray:
-    """uint8 RGB H x W x 3 -> uint8 luma H x W (rounded), the gray image a user would see."""
-    f = rgb.astype(np.float32)
-    y = KR * f[..., 0] + KG * f[..., 1] + KB * f[..., 2]
-    return np.clip(np.rint(y), 0, 255).astype(np.uint8)
+# Rows converted at a time: a large still's float copies stay a few MB instead of several times the image's size.
+STRIP_ROWS = 256
 
 
-def merge_luma_chroma(luma: np.ndarray, chroma: np.ndarray) -> np.ndarray:
-    """Join full-resolution uint8 luma (H x W) with chroma of the same size (2 x H x W, in [-0.5, 0.5]).
+def image_to_luma(rgb: np.ndarray, bgr: bool = False) -> np.ndarray:
+    """uint8 or uint16 RGB (BGR with bgr=True) H x W x 3 -> luma H x W of the same dtype (rounded), the gray image
+    a user would see. Converted in strips of rows, so that memory stays near the image's own size."""
+    peak = np.iinfo(rgb.dtype).max
+    red, blue = (2, 0) if bgr else (0, 2)
+    luma = np.empty(rgb.shape[:2], rgb.dtype)
+    for start in range(0, rgb.shape[0], STRIP_ROWS):
+        f = rgb[start:start + STRIP_ROWS].astype(np.float32)
+        y = KR * f[..., red] + KG * f[..., 1] + KB * f[..., blue]
+        luma[start:start + STRIP_ROWS] = np.clip(np.rint(y), 0, peak)
+    return luma
 
-    Returns uint8 RGB H x W x 3.
+
+def merge_luma_chroma(luma: np.ndarray, chroma: np.ndarray, out: np.ndarray | None = None,
+                      bgr: bool = False) -> np.ndarray:
+    """Join full-resolution uint8 or uint16 luma (H x W) with chroma of the same size (2 x H x W, in [-0.5, 0.5]).
+
+    Returns RGB (BGR with bgr=True) H x W x 3 of luma's dtype: a 16-bit luma keeps its 16 bits. out: where to write
+    it (H x W x 3 or more channels; the ones after the third are left alone), else a new array.
     """
-    y = luma.astype(np.float32) / 255.0
+    peak = float(np.iinfo(luma.dtype).max)
+    y = luma.astype(np.float32) / peak
     r, g, b = ycbcr_to_rgb(y, chroma[0], chroma[1])
-    rgb = np.stack([r, g, b], axis=-1)
-    return np.clip(np.rint(rgb * 255.0), 0, 255).astype(np.uint8)
+    if out is None:
+        out = np.empty((*luma.shape, 3), luma.dtype)
+    for index, channel in enumerate((b, g, r) if bgr else (r, g, b)):
+        out[..., index] = np.clip(np.rint(channel * peak), 0, peak)
+    return out
 
 
 def limited_to_full_luma(y_limited: np.ndarray) -> np.ndarray:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import copy
 import logging
-import math
 import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -37,6 +36,9 @@ DEFAULT_SIZE = 256
 DEFAULT_VIDEO_SIZE = 192
 # A long, thin frame is not allowed to blow the working size up without bound (pixels, long side).
 MAX_WORKING_LONG_SIDE = 1024
+# Stills of at least this many pixels are joined to their chroma in strips (Colorizer.colorize_into); smaller ones
+# in one piece, exactly as cv2.resize enlarges.
+STRIP_MIN_PIXELS = 4_000_000
 # --saturation's upper end: at 4x even the network's mildest tints reach the edge of the colour range.
 MAX_SATURATION = 4.0
 
@@ -286,24 +288,64 @@ class Colorizer:
                             self.device.type.upper(), previous, limit)
         return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
-    def colorize_luma(self, luma: np.ndarray, size: int = DEFAULT_SIZE, hints: "Hints | None" = None) -> np.ndarray:
-        """Full-resolution uint8 luma H x W -> chroma 2 x H x W float32 in [-0.5, 0.5], following hints if given."""
+    def _predict_still(self, luma: np.ndarray, size: int, hints: "Hints | None"):
+        """Full-resolution uint8 or uint16 luma -> (the network's chroma 2 x h' x w', hint planes or None, the
+        working-size luma it saw, float in [0, 1])."""
         height, width = luma.shape
         h, w = self.working_shape(height, width, size)
-        small = resize_plane(luma, h, w).astype(np.float32) / 255.0
+        small = resize_plane(luma, h, w).astype(np.float32) / float(np.iinfo(luma.dtype).max)
         planes = None
         if hints is not None and not hints.is_empty():
             planes = hints.to_network(height, width, h, w)[None]
-        chroma = self.predict(small[None], planes)[0]
+        return self.predict(small[None], planes)[0], planes, small
+
+    def colorize_luma(self, luma: np.ndarray, size: int = DEFAULT_SIZE, hints: "Hints | None" = None,
+                      quick: bool = False) -> np.ndarray:
+        """Full-resolution uint8 luma H x W -> chroma 2 x H x W float32 in [-0.5, 0.5], following hints if given
+        (quick: a faster, coarser correction around them, for previews; see Hints.enforce)."""
+        height, width = luma.shape
+        chroma, planes, small = self._predict_still(luma, size, hints)
         full = np.stack([resize_plane(c, height, width) for c in chroma])
         if planes is not None:
-            hints.enforce(full, chroma)
+            hints.enforce(full, chroma, small, quick)
         return full
 
-    def colorize_rgb(self, rgb: np.ndarray, size: int = DEFAULT_SIZE, hints: "Hints | None" = None) -> np.ndarray:
+    def colorize_into(self, luma: np.ndarray, out: np.ndarray, size: int = DEFAULT_SIZE,
+                      hints: "Hints | None" = None, bgr: bool = False, quick: bool = False) -> np.ndarray:
+        """Full-resolution uint8 or uint16 luma H x W -> its colour in out[..., :3] (H x W x 3 or more channels,
+        luma's dtype), RGB or BGR. The output keeps every bit of the input's luma.
+
+        A large still without hints has its chroma upsampled and joined to the luma in strips of rows: memory
+        stays near the output's own size (a 10000 x 10000 gray PNG peaked at 6.9 GB with full-size float copies).
+        Hinted stills keep the full-size chroma that Hints.enforce works on.
+        """
+        height, width = luma.shape
+        if hints is not None and not hints.is_empty() or height * width < STRIP_MIN_PIXELS:
+            return color.merge_luma_chroma(luma, self.colorize_luma(luma, size, hints, quick), out, bgr)
+        chroma, _, _ = self._predict_still(luma, size, None)
+        # Bilinear, separable as cv2.resize does it: across once for the whole width at the chroma's own height
+        # (a few MB), then down, strip by strip, between the two nearest of those rows.
+        across = np.stack([cv2.resize(c, (width, chroma.shape[1]), interpolation=cv2.INTER_LINEAR) for c in chroma])
+        rows = chroma.shape[1]
+        scale = rows / height
+        for start in range(0, height, color.STRIP_ROWS):
+            stop = min(height, start + color.STRIP_ROWS)
+            position = (np.arange(start, stop, dtype=np.float64) + 0.5) * scale - 0.5
+            above = np.floor(position).astype(np.int64)
+            weight = (position - above).astype(np.float32)
+            weight[above < 0] = 0.0
+            weight[above >= rows - 1] = 0.0
+            above = np.clip(above, 0, rows - 1)
+            below = np.minimum(above + 1, rows - 1)
+            strip = across[:, above] + weight[None, :, None] * (across[:, below] - across[:, above])
+            color.merge_luma_chroma(luma[start:stop], strip, out[start:stop], bgr)
+        return out
+
+    def colorize_rgb(self, rgb: np.ndarray, size: int = DEFAULT_SIZE, hints: "Hints | None" = None,
+                     quick: bool = False) -> np.ndarray:
         """uint8 RGB (or gray) image -> colorized uint8 RGB of the same size, built on the image's own luma."""
         luma = rgb if rgb.ndim == 2 else color.image_to_luma(rgb)
-        return color.merge_luma_chroma(luma, self.colorize_luma(luma, size, hints))
+        return self.colorize_into(luma, np.empty((*luma.shape, 3), luma.dtype), size, hints, quick=quick)
 
 
 def load_colorizer(weights: str = "default", device: str = "auto", saturation: float = 1.0) -> Colorizer:

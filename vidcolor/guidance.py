@@ -29,10 +29,16 @@ from .errors import InputError
 from .image_io import read_image
 
 DEFAULT_POINT_RADIUS_PX = 2.0
-# enforce(): how far the correction towards an exact hint reaches, as a fraction of the picture's diagonal at the
-# working size. The network already spreads the hint's colour over its surface; this only closes the last gap
-# between what it predicted at the hint and the hint itself, so it is kept short to avoid bleeding across edges.
-CORRECTION_REACH = 0.02
+# enforce(): the difference between each exact hint and the network's colour there is spread over the picture along
+# its own edges, by the smoothest correction on a graph of neighbouring working-size pixels whose links weaken
+# where the luma changes (colorization by optimization, Levin, Lischinski and Weiss 2004, here applied to what the
+# network got wrong rather than to gray). Chosen on 16 training images (not val) with the shipped network: on
+# 5 and 20 points it gained 0.8 and 1.0 dB over the plain inverse-distance spread, against +0.5 and -0.1 dB for a
+# Gaussian spread of the same differences.
+EDGE_SIGMA = 0.01  # luma difference (0..1) at which a link between neighbours falls to exp(-1/2)
+DIAGONAL_LINK = 0.7  # weight of diagonal links relative to horizontal and vertical ones
+HINT_WEIGHT = 100.0  # how hard the solution is held to the hints (a link weighs at most 1)
+DECAY = 1e-6  # how hard it is pulled back to the network's colour far from every hint
 
 
 @dataclass(frozen=True)
@@ -100,29 +106,29 @@ class Hints:
             planes[2, y0:y1 + 1, x0:x1 + 1][inside] = 1.0
         return planes
 
-    def enforce(self, chroma: np.ndarray, small: np.ndarray | None = None) -> np.ndarray:
+    def enforce(self, chroma: np.ndarray, small: np.ndarray | None = None,
+                luma: np.ndarray | None = None, quick: bool = False) -> np.ndarray:
         """Full-resolution chroma (2 x H x W, float32, changed in place and returned) made to match exact hints.
 
-        small, the network's chroma at its own size (2 x h x w), carries a smooth correction: the difference between
-        each hint and the prediction there, spread a short way (CORRECTION_REACH) so that the colour around a point
-        follows it instead of leaving a dot. Then the hinted pixels themselves get the hinted chroma (strokes
-        blended by their alpha, as painted).
+        small, the network's chroma at its own size (2 x h x w), and luma, the working-size luma (float in [0, 1])
+        it saw, give the correction around the hints: the difference between each hint and the prediction there,
+        spread along the picture's edges (edge_aware_spread), so that the colour around a point follows it instead
+        of leaving a dot, and stops where the surface does. Then the hinted pixels themselves get the hinted chroma
+        (strokes blended by their alpha, as painted). quick: solve at the network's output size instead of the
+        working size, 8x faster (0.2 s instead of 1.5 s at 256 x 384 on the 2-core Xeon) and a little less exact
+        along edges (on the training images used to choose the settings, 0 dB at 5 points, -0.3 dB at 20): for
+        interactive previews.
         """
         if not self.exact or self.is_empty():
             return chroma
         height, width = chroma.shape[1:]
-        if small is not None:
-            h, w = small.shape[1:]
+        if small is not None and luma is not None:
+            if quick:
+                luma = cv2.resize(luma, (small.shape[2], small.shape[1]), interpolation=cv2.INTER_AREA)
+            h, w = luma.shape
             target = self.to_network(height, width, h, w)
-            mask = target[2]
-            residual = (target[:2] / color.CHROMA_SCALE - small) * mask
-            sigma = max(1.0, CORRECTION_REACH * float(np.hypot(h, w)))
-            weight = cv2.GaussianBlur(mask, (0, 0), sigma)
-            # The blur of a single hinted pixel at its centre: below that the correction fades out with distance
-            # instead of being normalised back up to the full residual.
-            floor = 1.0 / (2.0 * np.pi * sigma * sigma)
-            scale = 1.0 / np.maximum(weight, floor)
-            correction = np.stack([cv2.GaussianBlur(np.ascontiguousarray(r), (0, 0), sigma) * scale for r in residual])
+            base = np.stack([cv2.resize(c, (w, h), interpolation=cv2.INTER_LINEAR) for c in small])
+            correction = edge_aware_spread(luma, target[:2] / color.CHROMA_SCALE - base, target[2])
             for c in range(2):
                 chroma[c] += cv2.resize(correction[c], (width, height), interpolation=cv2.INTER_LINEAR)
         if self.mask is not None:
@@ -144,6 +150,35 @@ class Hints:
             chroma[1, y0:y1 + 1, x0:x1 + 1][inside] = p.cr
         np.clip(chroma, -0.5, 0.5, out=chroma)
         return chroma
+
+
+def edge_aware_spread(luma: np.ndarray, target: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """The smoothest planes (C x h x w) equal to target where mask is 1, smooth where the luma (h x w, [0, 1]) is,
+    free to change across its edges, and falling back to 0 far from any mask: the minimum of
+        sum over neighbours r, s of w_rs (x_r - x_s)^2 + HINT_WEIGHT * sum_r mask_r (x_r - target_r)^2
+        + DECAY * sum_r x_r^2,   w_rs = exp(-(luma_r - luma_s)^2 / (2 EDGE_SIGMA^2))
+    solved exactly (a sparse symmetric system, factorised once for all planes): about a second for 256 x 384."""
+    import scipy.sparse
+    import scipy.sparse.linalg
+
+    h, w = luma.shape
+    n = h * w
+    index = np.arange(n).reshape(h, w)
+    flat = luma.astype(np.float64).ravel()
+    rows, cols, weights = [], [], []
+    for dy, dx, scale in ((0, 1, 1.0), (1, 0, 1.0), (1, 1, DIAGONAL_LINK), (1, -1, DIAGONAL_LINK)):
+        a = index[0:h - dy, max(0, -dx):w - max(0, dx)].ravel()
+        b = index[dy:h, max(0, dx):w - max(0, -dx)].ravel()
+        weight = scale * np.exp(-((flat[a] - flat[b]) ** 2) / (2.0 * EDGE_SIGMA ** 2))
+        rows += [a, b]
+        cols += [b, a]
+        weights += [weight, weight]
+    links = scipy.sparse.csr_matrix((np.concatenate(weights), (np.concatenate(rows), np.concatenate(cols))),
+                                    shape=(n, n))
+    held = HINT_WEIGHT * mask.astype(np.float64).ravel()
+    system = scipy.sparse.diags(np.asarray(links.sum(axis=1)).ravel() + held + DECAY) - links
+    solve = scipy.sparse.linalg.factorized(system.tocsc())
+    return np.stack([solve(held * plane.astype(np.float64).ravel()).reshape(h, w) for plane in target]).astype(np.float32)
 
 
 def _spread_thin(mask: np.ndarray, work_h: int, work_w: int) -> np.ndarray:

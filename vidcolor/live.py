@@ -36,7 +36,7 @@ import torch
 from . import color
 from .colorizer import MAX_SATURATION, Colorizer, check_saturation, load_colorizer, resize_plane
 from .errors import InputError, OutputError, Terminated, VidcolorError
-from .files import check_output, partial_path, remove_quietly
+from .files import check_output, partial_path, place_output, remove_quietly
 from .smoothing import DEFAULT_STRENGTH, ChromaSmoother
 from .video_io import EncoderSettings, VideoInfo, VideoWriter
 
@@ -337,8 +337,9 @@ class Recorder:
     recording play fast.
     """
 
-    def __init__(self, path: Path, width: int, height: int, fps: float):
+    def __init__(self, path: Path, width: int, height: int, fps: float, overwrite: bool = False):
         self.path = path
+        self.overwrite = overwrite
         self.temporary = partial_path(path)
         self.width, self.height = width - width % 2, height - height % 2
         if self.width < 2 or self.height < 2:
@@ -409,7 +410,7 @@ class Recorder:
             self.abort()
             return False
         self.writer.finish()
-        os.replace(self.temporary, self.path)
+        place_output(self.temporary, self.path, self.overwrite)  # never over another run's file without -y
         return True
 
     def abort(self) -> None:
@@ -560,7 +561,7 @@ def run_live(options: LiveOptions, on_frame: Callable[[np.ndarray, np.ndarray], 
         if not source.fps_reported:
             _note(f"{spec.label} reports no frame rate; assuming {FALLBACK_FPS:g} fps")
         if record_path is not None:
-            recorder = Recorder(record_path, width, height, source.fps)  # before the model: fail fast on a bad name
+            recorder = Recorder(record_path, width, height, source.fps, options.overwrite)  # before the model: fail fast on a bad name
             if (recorder.width, recorder.height) != (width, height):
                 _note(f"recording {recorder.width}x{recorder.height}: yuv420p needs even sizes, the source is "
                       f"{width}x{height}")

@@ -23,8 +23,9 @@ import numpy as np
 from . import color
 from .colorizer import DEFAULT_SIZE, DEFAULT_VIDEO_SIZE, Colorizer, resize_plane
 from .errors import InputError, OutputError, VidcolorError
-from .files import as_output_error as _as_output_error, check_output, partial_path, remove_quietly
-from .image_io import IMAGE_SUFFIXES, read_image, write_image_atomic
+from .files import as_output_error as _as_output_error, check_output, partial_path, place_output, remove_quietly
+from .image_io import (ALPHA_SUFFIXES, DEEP_SUFFIXES, IMAGE_SUFFIXES, read_picture, to_uint8,
+                       write_image_atomic)
 from .video_io import EncoderSettings, VideoReader, VideoWriter, check_video_output
 
 DEFAULT_BATCH_SIZE = 8
@@ -312,7 +313,7 @@ def colorize_video(src, dst, colorizer: Colorizer, options: VideoOptions = Video
     decoder = threading.Thread(target=decode_worker, name="vidcolor-decode", daemon=True)
     encoder = threading.Thread(target=encode_worker, name="vidcolor-encode", daemon=True)
     try:
-        writer = VideoWriter(tmp, info, options.encoder, reader.kept_streams)
+        writer = VideoWriter(tmp, info, options.encoder, reader.kept_streams, cover=reader.cover)
         chroma_h, chroma_w = writer.chroma_shape()
         decoder.start()
         encoder.start()
@@ -368,7 +369,7 @@ def colorize_video(src, dst, colorizer: Colorizer, options: VideoOptions = Video
                              + (f" ({damage})" if damage else ""))
         if frames_out[0] != frames_in:
             raise VidcolorError(f"internal error: {frames_in} frames read but {frames_out[0]} written")
-        os.replace(tmp, dst)
+        place_output(tmp, dst, options.overwrite)
     except BaseException as exc:
         stop.set()
         for thread in (decoder, encoder):
@@ -400,6 +401,7 @@ def colorize_video(src, dst, colorizer: Colorizer, options: VideoOptions = Video
         "frames_counted": bool(info.frames),  # False: frames_expected is an estimate from the duration
         "frames_lost": reader.frames_lost,
         "read_error": reader.read_error,
+        "timestamps_fixed": reader.timestamps_fixed,
         "audio": writer.audio_mode,
         "stage_seconds": {k: round(v, 3) for k, v in vars(timings).items()},
     })
@@ -447,12 +449,26 @@ def colorize_image(src, dst, colorizer: Colorizer, size: int = DEFAULT_SIZE, ove
     if dst.suffix.lower() not in IMAGE_SUFFIXES:
         raise OutputError(f"cannot write an image named {dst.name!r}; use .png, .jpg, .bmp, .tif or .webp")
     start = time.perf_counter()
-    rgb, alpha = read_image(src)
-    given = hints_for(hints, src, rgb.shape[1], rgb.shape[0])
-    out = colorizer.colorize_rgb(rgb, size, given)
-    write_image_atomic(dst, out, alpha)
-    summary = {"input": str(src), "output": str(dst), "width": rgb.shape[1], "height": rgb.shape[0],
-               "seconds": round(time.perf_counter() - start, 3)}
+    picture = read_picture(src)
+    width, height = picture.width, picture.height
+    given = hints_for(hints, src, width, height)
+    suffix = dst.suffix.lower()
+    if picture.pixels.dtype != np.uint8 and suffix not in DEEP_SUFFIXES:  # JPEG, BMP, WebP: 8 bits
+        picture = type(picture)(to_uint8(picture.pixels), None if picture.alpha is None else to_uint8(picture.alpha))
+    pixels, alpha = picture.pixels, picture.alpha
+    del picture
+    luma = pixels if pixels.ndim == 2 else color.image_to_luma(pixels, bgr=True)
+    del pixels  # a colour input's own pixels are not needed any more: only its luma
+    keep_alpha = alpha is not None and suffix in ALPHA_SUFFIXES
+    out = np.empty((height, width, 4 if keep_alpha else 3), luma.dtype)  # BGR(A), as OpenCV writes it
+    if keep_alpha:
+        out[..., 3] = alpha
+    del alpha
+    colorizer.colorize_into(luma, out, size, given, bgr=True)
+    del luma
+    write_image_atomic(dst, out, None, overwrite, bgr=True)  # the alpha is already in out
+    summary = {"input": str(src), "output": str(dst), "width": width, "height": height,
+               "bits": 16 if out.dtype == np.uint16 else 8, "seconds": round(time.perf_counter() - start, 3)}
     if given is not None:
         summary["hints"] = {"points": len(given.points), "pixels": int((given.mask > 0).sum()) if given.mask is not None
                             else 0}

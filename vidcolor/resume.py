@@ -57,10 +57,12 @@ import numpy as np
 from . import __version__
 from .colorizer import Colorizer, resize_plane
 from .errors import InputError, OutputError, VidcolorError
+from .files import place_output
 from .pipeline import (VideoOptions, _DONE, _Failed, _get, _put, _Stopped, _as_output_error, attach_guidance,
                        check_output, describe_run, guided_chroma, open_keyframe_guide, partial_path, predict_chroma,
                        remove_quietly)
-from .video_io import VideoReader, VideoWriter, output_format_name
+from .streams import ffmpeg_reasons
+from .video_io import VideoReader, VideoWriter, follow_on, output_format_name
 
 MANIFEST_NAME = "manifest.json"
 SEGMENT_SUFFIX = ".nut"
@@ -269,7 +271,7 @@ def colorize_video_resumable(src, dst, colorizer: Colorizer, options: VideoOptio
             with np.load(folder / segments[-1]["state"]) as state:
                 smoother.load_state(state)
         frames_before = sum(s["frames"] for s in segments)
-        stats = {"corrupt_packets": 0, "read_error": None}
+        stats = {"corrupt_packets": 0, "read_error": None, "frames_discarded": 0, "timestamps_fixed": 0}
         guide = None
         if not manifest["complete"]:
             work_shape = colorizer.working_shape(info.height, info.width, options.size)
@@ -287,7 +289,7 @@ def colorize_video_resumable(src, dst, colorizer: Colorizer, options: VideoOptio
                                              if stats["corrupt_packets"] else "", stats["read_error"]]))
             raise InputError(f"input {src} has a video stream but no frame could be decoded"
                              + (f" ({damage})" if damage else ""))
-        output_codec, output_pix_fmt = join_segments(src, dst, folder, manifest, output["plans"])
+        output_codec, output_pix_fmt = join_segments(src, dst, folder, manifest, output["plans"], options.overwrite)
         audio_mode = output["audio"]
     finally:
         lock.release()
@@ -298,7 +300,10 @@ def colorize_video_resumable(src, dst, colorizer: Colorizer, options: VideoOptio
     seconds = time.perf_counter() - start_time
     frames_done_now = frames - frames_before
     work_h, work_w = colorizer.working_shape(info.height, info.width, options.size)
-    frames_lost = max(0, info.frames - frames) if info.frames else 0
+    # Frames an edit list places before the start are counted by the container but never shown: not lost.
+    # (Counted in this run's reading only, like corrupt_packets: a resumed run skips earlier segments by decoding.)
+    expected = info.frames - stats["frames_discarded"] if info.frames else 0
+    frames_lost = max(0, expected - frames)
     summary = describe_run(src, dst, colorizer, info, (work_h, work_w), strength, smoother.cuts, output_codec,
                            output_pix_fmt)
     summary.update({
@@ -308,10 +313,11 @@ def colorize_video_resumable(src, dst, colorizer: Colorizer, options: VideoOptio
         "fps": round(frames_done_now / seconds, 2) if seconds else None,
         "segments": len(manifest["segments"]),
         "corrupt_packets": stats["corrupt_packets"],  # counted in this run's reading only
-        "frames_expected": info.frames or None,
+        "frames_expected": expected or None,
         "frames_counted": bool(info.frames),
         "frames_lost": frames_lost,
         "read_error": stats["read_error"],
+        "timestamps_fixed": stats["timestamps_fixed"],
         "audio": audio_mode,
     })
     return summary
@@ -410,6 +416,8 @@ def _run_segments(src, dst, folder, manifest, colorizer, smoother, options, info
         stop.set()
         stats["corrupt_packets"] += reader.corrupt_packets
         stats["read_error"] = reader.read_error
+        stats["frames_discarded"] = reader.frames_discarded
+        stats["timestamps_fixed"] += reader.timestamps_fixed
         reader.close()
 
 
@@ -487,15 +495,16 @@ def _segment_packets(folder: Path, segments: list[dict], time_base: Fraction | N
                     yield ready_packet
 
 
-def join_segments(src: Path, dst: Path, folder: Path, manifest: dict, plans) -> tuple[str, str]:
+def join_segments(src: Path, dst: Path, folder: Path, manifest: dict, plans, overwrite: bool) -> tuple[str, str]:
     """Mux the segments' video packets and the input's audio and subtitle streams (as planned, see
-    vidcolor.streams) into dst, atomically. -> (codec, pix_fmt)."""
+    vidcolor.streams) into dst, atomically; without overwrite, a dst that appeared meanwhile is not replaced
+    (files.place_output). -> (codec, pix_fmt)."""
     from .streams import StreamCopier
 
     tmp = partial_path(dst)
     segments = manifest["segments"]
     try:
-        with av.open(str(folder / segments[0]["file"])) as first, av.open(str(src)) as source, \
+        with ffmpeg_reasons(), av.open(str(folder / segments[0]["file"])) as first, av.open(str(src)) as source, \
                 av.open(str(tmp), "w") as out:
             template = first.streams.video[0]
             video = out.add_stream_from_template(template)
@@ -512,7 +521,7 @@ def join_segments(src: Path, dst: Path, folder: Path, manifest: dict, plans) -> 
             copier = StreamCopier(out, plans, kept)
             streams = [_timed(_segment_packets(folder, segments, time_base), "video")]
             if kept:
-                streams.append(_timed(source.demux(kept), "audio"))
+                streams.append(_timed(follow_on(source.demux(kept)), "audio"))  # joined files restart
             # Interleaved by time, as a normal run's writer receives them, so players need no large buffers.
             for _, kind, packet in heapq.merge(*streams, key=lambda item: item[0]):
                 if kind == "video":
@@ -521,7 +530,7 @@ def join_segments(src: Path, dst: Path, folder: Path, manifest: dict, plans) -> 
                 else:
                     copier.mux(packet)
             copier.flush()
-        os.replace(tmp, dst)
+        place_output(tmp, dst, overwrite)
     except BaseException as exc:
         remove_quietly(tmp)
         if isinstance(exc, (OSError, av.FFmpegError)):

@@ -98,14 +98,19 @@ class ChromaSmoother:
         if self._dis_used and not dis_used:
             self._dis = new_flow()
             self._dis_used = False
-        elif dis_used and not self._dis_used:
-            blank = np.zeros((MIN_FLOW_SIDE_PX, MIN_FLOW_SIDE_PX), np.uint8)
-            self._dis.calc(blank, blank, None)  # past the first call, as the saved smoother was
-            self._dis_used = True
         if "prev_chroma" in state:
             self._prev_luma = np.array(state["prev_luma"], dtype=np.uint8)
             self._prev_chroma = np.array(state["prev_chroma"], dtype=np.float32)
             self._prev_hist = np.array(state["prev_hist"], dtype=np.float64)
+        if dis_used and not self._dis_used:
+            # Past the first call, as the saved smoother was, and at the size it works at: DIS keeps buffers per
+            # image size, and its first call at a new size behaves like a first call. samples/motion-gray.mp4,
+            # --resume --segment-frames 50 --crf 0, Ctrl-C after segment 2 then resumed, against an uninterrupted
+            # run: 142 of 242 frames differed (chroma up to 20 levels) with a 12x12 warm-up, none with this one.
+            shape = self._prev_luma.shape if self._prev_luma is not None else (MIN_FLOW_SIDE_PX, MIN_FLOW_SIDE_PX)
+            blank = np.zeros(shape, np.uint8)
+            self._dis.calc(blank, blank, None)
+            self._dis_used = True
 
     def smooth(self, luma: np.ndarray, chroma: np.ndarray) -> np.ndarray:
         """luma: uint8 H x W at working size; chroma: 2 x h x w prediction, any h x w.
@@ -176,14 +181,17 @@ def new_flow(preset: int = DIS_PRESET, finest_scale: int | None = DIS_FINEST_SCA
 
 def warp_trust(dis: cv2.DISOpticalFlow, prev: np.ndarray, cur: np.ndarray,
                grid: tuple[np.ndarray, np.ndarray] | None = None, fb_error_px: tuple[float, float] = FB_ERROR_PX,
-               luma_error_levels: tuple[float, float] = LUMA_ERROR_LEVELS) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+               luma_error_levels: tuple[float, float] = LUMA_ERROR_LEVELS,
+               fb_floor: float = 0.0, edge_margin_px: float = 0.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """How to carry anything from frame prev to frame cur (uint8 luma of one size) along the motion, and how far
     that can be trusted: (trust h x w float32 in [0, 1], map_x, map_y) for cv2.remap of prev-frame planes.
 
     Trust falls where forward and backward flow disagree (fb_error_px, pixels: full trust below the first value,
     none above the second), and where the warped previous luma differs locally from the current one
     (luma_error_levels, 8-bit levels: occlusion or a local light change), and is 0 where the warp reaches outside
-    the previous frame. The one copy of this test: the smoother and keyframe propagation both use it."""
+    the previous frame; fb_floor keeps the flow-disagreement factor at least that high (keyframe propagation: see
+    REACHED_TRUST in keyframes.py), and edge_margin_px counts a warp that reaches that little outside the previous
+    frame as inside it. The one copy of this test: the smoother and keyframe propagation both use it."""
     h, w = cur.shape
     gx, gy = grid if grid is not None else np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
     # Backward warping: for each current pixel, where it was in the previous frame. No holes, unlike forward.
@@ -194,12 +202,13 @@ def warp_trust(dis: cv2.DISOpticalFlow, prev: np.ndarray, cur: np.ndarray,
     fw_there = cv2.remap(fw, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     fb_error = np.sqrt(((bw + fw_there) ** 2).sum(axis=-1))
     prev_warped = cv2.remap(prev.astype(np.float32), map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    inside = (map_x >= 0) & (map_x <= w - 1) & (map_y >= 0) & (map_y <= h - 1)
+    m = edge_margin_px
+    inside = (map_x >= -m) & (map_x <= w - 1 + m) & (map_y >= -m) & (map_y <= h - 1 + m)
     diff = cur.astype(np.float32) - prev_warped
     # A fade or exposure change shifts the whole frame's luma; only a local change means occlusion.
     luma_error = np.abs(diff - (diff[inside].mean() if inside.any() else 0.0))
 
-    trust = _ramp_down(fb_error, *fb_error_px) * _ramp_down(luma_error, *luma_error_levels) * inside
+    trust = np.maximum(_ramp_down(fb_error, *fb_error_px), fb_floor) * _ramp_down(luma_error, *luma_error_levels) * inside
     return trust.astype(np.float32), map_x, map_y
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -53,25 +54,40 @@ def describe(stream) -> str:
     return f"{stream.type} stream {stream.index} ({', '.join(parts)})"
 
 
-def ffmpeg_reason(exc: BaseException) -> str:
-    """FFmpeg's own words for a failure where it logged them (e.g. "[mov] opus only supported in MP4"), else the
-    error. FFmpeg attaches its last log line to the error only while its logging is on (see _ffmpeg_log)."""
-    log = getattr(exc, "log", None)
-    if isinstance(log, tuple) and len(log) == 3 and str(log[2]).strip():
-        return f"[{log[1]}] {str(log[2]).strip().rstrip('.')}"
-    return getattr(exc, "strerror", None) or str(exc)
+# FFmpeg's error lines, while ffmpeg_reasons() has PyAV's logging on, are not printed (from any thread): stderr is
+# for vidcolor's one line, and a damaged input would fill it with decoder complaints.
+logging.getLogger("libav").addHandler(logging.NullHandler())
+logging.getLogger("libav").propagate = False
 
 
 @contextlib.contextmanager
-def _ffmpeg_log():
-    """FFmpeg's error messages captured (for ffmpeg_reason), not printed."""
+def ffmpeg_reasons():
+    """An FFmpeg error raised inside carries FFmpeg's own last error line (PyAV's exc.log, which ffmpeg_log_line
+    reads, e.g. "[mov] opus only supported in MP4"): PyAV keeps it only while its logging is on. Only around
+    writing (VideoWriter, --resume's join, the stream trials): with logging on, FFmpeg's threads take the GIL to log
+    an error, which can deadlock a thread that holds the GIL while it waits for them (a frame-threaded decoder being
+    closed; PyAV issue 751), so it is never left on, and no video decoder (the frame-threaded kind) is closed
+    inside: the readers close theirs after the writer has finished."""
     previous = av.logging.get_level()
     av.logging.set_level(av.logging.ERROR)
     try:
-        with av.logging.Capture():
-            yield
+        yield
     finally:
         av.logging.set_level(previous)
+
+
+def ffmpeg_log_line(exc: BaseException) -> str | None:
+    """FFmpeg's own last error line attached to exc (inside ffmpeg_reasons()), as "[mov] opus only supported in
+    MP4"; None where there is none."""
+    log = getattr(exc, "log", None)
+    if isinstance(log, tuple) and len(log) == 3 and str(log[2]).strip():
+        return f"[{log[1]}] {str(log[2]).strip().rstrip('.')}"
+    return None
+
+
+def ffmpeg_reason(exc: BaseException) -> str:
+    """FFmpeg's own words for a failure where it logged them, else the error's."""
+    return ffmpeg_log_line(exc) or getattr(exc, "strerror", None) or str(exc)
 
 
 def layout_name(context) -> str:
@@ -132,7 +148,7 @@ def _trial(target: Target, add_stream, packets=(), frames=()) -> str | None:
     back when read, else why not."""
     buffer = io.BytesIO()
     try:
-        with _ffmpeg_log(), av.open(buffer, "w", format=target.format_name) as out:
+        with ffmpeg_reasons(), av.open(buffer, "w", format=target.format_name) as out:
             video = _add_video(out, target)
             stream = add_stream(out)
             kind, name = stream.type, _codec_name(stream)

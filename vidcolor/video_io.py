@@ -8,6 +8,7 @@ for what is decoded, skipped, counted or refused.
 """
 from __future__ import annotations
 
+import functools
 import io
 import struct
 import sys
@@ -19,7 +20,18 @@ import av
 import numpy as np
 
 from .errors import InputError, OutputError
-from .streams import StreamCopier, Target, audio_summary, ffmpeg_reason, plan_streams
+from .files import check_input_file
+from .streams import StreamCopier, Target, audio_summary, ffmpeg_reason, ffmpeg_reasons, plan_streams
+
+
+def _explained(method):
+    """Run a VideoWriter method inside ffmpeg_reasons(), so that what it raises carries FFmpeg's own reason."""
+    @functools.wraps(method)
+    def wrapper(*args, **kwargs):
+        with ffmpeg_reasons():
+            return method(*args, **kwargs)
+    return wrapper
+
 
 # Pixel formats whose first plane is 8-bit luma we can hand straight to the model and back to the encoder.
 YUV8_FORMATS = {"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p", "gray", "nv12"}
@@ -51,6 +63,7 @@ class VideoInfo:
     pix_fmt: str | None
     full_range: bool
     has_audio: bool
+    field_order: int = 0  # AVFieldOrder: 0 unknown, 1 progressive, 2-5 interlaced (see INTERLACED_X264)
 
 
 def is_full_range(pix_fmt: str | None, color_range: int) -> bool:
@@ -112,13 +125,27 @@ def is_still_image_format(container) -> bool:
     return name == "image2" or name.endswith("_pipe")
 
 
+@dataclass
+class Cover:
+    """A file's cover art (an attached picture): its stream, to copy the parameters from, and its one packet."""
+    stream: object
+    data: bytes
+
+
+def read_cover(path: Path, stream) -> Cover | None:
+    """The cover picture's packet. FFmpeg hands it out only to a demuxer that reads its stream, so a second one."""
+    try:
+        with av.open(str(path)) as container:
+            for packet in container.demux(container.streams[stream.index]):
+                if packet.size:
+                    return Cover(stream, bytes(packet))
+    except av.FFmpegError:
+        pass
+    return None  # a cover that cannot be read is not worth failing the film for
+
+
 def open_input(path: Path):
-    if not path.exists():
-        raise InputError(f"input {path} does not exist")
-    if path.is_dir():
-        raise InputError(f"input {path} is a directory, not a video file")
-    if path.stat().st_size == 0:
-        raise InputError(f"input {path} is empty (0 bytes)")
+    check_input_file(path, "video")
     try:
         return av.open(str(path), "r")
     except PermissionError:
@@ -130,6 +157,54 @@ def open_input(path: Path):
         if damage:
             raise InputError(f"input {path} cannot be read: {damage}") from None
         raise InputError(f"input {path} is not a video file PyAV can read ({exc.__class__.__name__})") from None
+
+
+class Timeline:
+    """Strictly increasing timestamps for one stream, in its time base: a missing one follows the previous by one
+    step (a frame at the stream's rate); one that goes back or repeats moves, with every later one, to follow on, so
+    the relative timing after a jump is kept. Not strict (subtitles): a repeated timestamp stays (two cues may start
+    together, and muxers take that); only one that goes back moves."""
+
+    def __init__(self, step: int, strict: bool = True):
+        self.step = step
+        self.strict = strict
+        self.offset = 0
+        self.last: int | None = None
+        self.fixed = 0  # timestamps that went back or repeated (missing ones are not counted: raw streams have none)
+
+    def follow_on(self, ts: int | None, step: int | None = None) -> int:
+        step = step or self.step
+        if ts is None:
+            ts = 0 if self.last is None else self.last + step
+        else:
+            ts += self.offset
+            if self.last is not None and (ts <= self.last if self.strict else ts < self.last):
+                self.offset += self.last + step - ts
+                ts = self.last + step
+                self.fixed += 1
+        self.last = ts
+        return ts
+
+    def shift_packet(self, packet) -> None:
+        """A copied packet's dts and pts moved as follow_on moves its dts."""
+        if packet.dts is None:
+            return
+        shift = self.follow_on(packet.dts, packet.duration or 1) - packet.dts
+        if shift:
+            packet.dts += shift
+            if packet.pts is not None:
+                packet.pts += shift
+
+
+def follow_on(packets):
+    """Copied packets with timestamps made to follow on where they went back (see Timeline), each stream's on its
+    own timeline (several audio and subtitle streams may be interleaved)."""
+    timelines: dict[int, Timeline] = {}
+    for packet in packets:
+        if packet.size:
+            timelines.setdefault(packet.stream.index, Timeline(1, strict=packet.stream.type != "subtitle")) \
+                .shift_packet(packet)
+        yield packet
 
 
 class VideoReader:
@@ -152,10 +227,16 @@ class VideoReader:
             if is_still_image_format(self.container):
                 raise InputError(f"input {self.path} is a still image, not a video; "
                                  f"use `vidcolor image {self.path} -o OUT.png`")
-            if not self.container.streams.video:
+            # A cover picture (an "attached picture": one still frame) is a video stream too, and may come first.
+            moving = [s for s in self.container.streams.video if not s.disposition & av.stream.Disposition.attached_pic]
+            if not moving:
                 kinds = sorted({s.type for s in self.container.streams}) or ["no streams"]
+                if self.container.streams.video:
+                    kinds = ["cover art" if k == "video" else k for k in kinds]
                 raise InputError(f"input {self.path} has no video stream (it has: {', '.join(kinds)})")
-            self.stream = self.container.streams.video[0]
+            self.stream = moving[0]
+            covers = [s for s in self.container.streams.video if s.disposition & av.stream.Disposition.attached_pic]
+            self.cover = read_cover(self.path, covers[0]) if covers else None
             ctx = self.stream.codec_context  # None where FFmpeg has no decoder for the stream's codec
             if ctx is None:
                 raise InputError(f"input {self.path}: its video codec is unknown to FFmpeg (damaged header?)")
@@ -180,12 +261,21 @@ class VideoReader:
                 pix_fmt=ctx.pix_fmt,
                 full_range=is_full_range(ctx.pix_fmt, ctx.color_range),
                 has_audio=bool(audio),
+                field_order=ctx.field_order or 0,
             )
         except BaseException:
             self.container.close()
             raise
         self.corrupt_packets = 0
         self.frames_decoded = 0
+        # Packets an edit list marks as before the start (what `ffmpeg -ss ... -c copy` writes): the container counts
+        # them, the decoder drops them by design; they are not lost.
+        self.frames_discarded = 0
+        step = round(1 / (self.info.rate * self.info.time_base)) if self.info.rate and self.info.time_base else 1
+        self._video_timeline = Timeline(max(1, step))
+        # One timeline per kept stream: each has its own time base and its own restarts.
+        self._stream_timelines = {stream.index: Timeline(1, strict=stream.type != "subtitle")
+                                  for stream in self.kept_streams}
         self._first_time_s: float | None = None  # presentation times of the first and last frames decoded
         self._last_time_s: float | None = None
         self.read_error: str | None = None  # why reading stopped before the end of the file, if it did
@@ -205,7 +295,7 @@ class VideoReader:
     def frames_lost(self) -> int:
         """Frames the input promised but that could not be decoded (see the class docstring)."""
         if self.info.frames:
-            return max(0, self.info.frames - self.frames_decoded)
+            return max(0, self.info.frames - self.frames_discarded - self.frames_decoded)
         if self.info.duration_s and self.info.rate and self._last_time_s is not None:
             frame_s = 1.0 / float(self.info.rate)
             missing_s = self.info.duration_s - (self._last_time_s - self._first_time_s + frame_s)
@@ -216,7 +306,15 @@ class VideoReader:
     @property
     def frames_expected(self) -> int | None:
         """The container's frame count, or the estimate behind frames_lost; None when neither is known."""
-        return self.info.frames or (self.frames_decoded + self.frames_lost if self.frames_lost else None)
+        if self.info.frames:
+            return self.info.frames - self.frames_discarded
+        return self.frames_decoded + self.frames_lost if self.frames_lost else None
+
+    @property
+    def timestamps_fixed(self) -> int:
+        """Frames and audio packets whose timestamps went back or repeated (files joined with `cat`, a muxer's bug)
+        and were moved to follow on from the previous one."""
+        return self._video_timeline.fixed + sum(timeline.fixed for timeline in self._stream_timelines.values())
 
     def estimated_frames(self) -> int:
         if self.info.frames:
@@ -240,10 +338,15 @@ class VideoReader:
                 f"input {self.path}: frame size changes mid-stream "
                 f"({self.info.width}x{self.info.height} -> {frame.width}x{frame.height}); not supported"
             )
-        if frame.time is not None:
-            self._last_time_s = frame.time
+        # Raw H.264/HEVC (Annex B) has no timestamps at all: they come from the frame rate. Timestamps that restart
+        # or repeat would stop the muxer part-way: they are moved to follow on (see Timeline).
+        pts = self._video_timeline.follow_on(frame.pts)
+        time_base = frame.time_base or self.info.time_base
+        if time_base is not None:
+            time_s = float(pts * time_base)
+            self._last_time_s = time_s
             if self._first_time_s is None:
-                self._first_time_s = frame.time
+                self._first_time_s = time_s
         display_matrix = None
         if index == 0:
             # Only the first frame's matrix is used by the writer. Reading side_data creates a reference cycle in
@@ -251,7 +354,7 @@ class VideoReader:
             # (+24 % peak memory over a 10x longer 720p input, measured with vidcolor.bench).
             matrix = frame.side_data.get(av.sidedata.sidedata.Type.DISPLAYMATRIX)
             display_matrix = struct.unpack("=9i", bytes(matrix)) if matrix is not None else None
-        return Frame(index, self.frame_luma(frame), frame.pts, frame.time_base, display_matrix)
+        return Frame(index, self.frame_luma(frame), pts, time_base, display_matrix)
 
     def _decode(self, packet):
         try:
@@ -268,8 +371,11 @@ class VideoReader:
             for packet in self.container.demux(streams):
                 if packet.stream.type != "video":  # audio and subtitles, passed to the writer as "audio" items
                     if packet.size:  # the empty packet at the end only flushes decoders
+                        self._stream_timelines[packet.stream.index].shift_packet(packet)  # as follow_on() does
                         yield "audio", packet
                     continue
+                if packet.is_discard:
+                    self.frames_discarded += 1
                 for frame in self._decode(packet):
                     yield "video", self._frame(frame, self.frames_decoded)
                     self.frames_decoded += 1
@@ -351,16 +457,38 @@ def _full_range_table(chroma: bool) -> np.ndarray:
     return np.clip(np.rint(stretched), 0, 255).astype(np.uint8)
 
 
+# AVFieldOrder values of interlaced video (top or bottom field first, as coded and as displayed) -> x264's flag.
+INTERLACED_X264 = {2: "tff=1", 3: "bff=1", 4: "tff=1", 5: "bff=1"}
+
+
+def interlace_options(codec: str, field_order: int) -> dict:
+    """Encoder options that keep interlaced input interlaced: field-aware coding, so that each field stays a
+    field and the stream (not only the container) says which comes first. Progressive or unknown input: none."""
+    if field_order not in INTERLACED_X264:
+        return {}
+    if codec == "libx264":
+        return {"flags": "+ildct+ilme", "x264-params": INTERLACED_X264[field_order]}
+    if codec in ("mpeg2video", "mpeg4"):
+        return {"flags": "+ildct+ilme"}
+    return {}  # other encoders (MPEG-1 has no fields) code frames; the container's field order flag still says how they were shot
+
+
+# Muxers that store an attached picture as cover art (FFmpeg format names; .mp4 and .m4v). FFmpeg's MOV muxer
+# accepts the stream but writes no picture, and Matroska's wants attachments, not streams: those get a note.
+COVER_FORMATS = {"mp4", "ipod"}
+
+
 class VideoWriter:
     """Encode colorized frames into `path` (normally a temporary name; pipeline.py renames it on success).
 
     streams: the input's audio and subtitle streams to keep; what happens to each is decided here, before the first
-    frame (vidcolor.streams). target_format: the muxer whose rules the video follows when that is not path's own
+    frame (vidcolor.streams). cover: the input's cover art, kept where the container holds it. target_format: the muxer whose rules the video follows when that is not path's own
     (--resume encodes segments in NUT for an output of another format).
     """
 
+    @_explained
     def __init__(self, path: Path, info: VideoInfo, settings: EncoderSettings, streams=(),
-                 target_format: str | None = None, show_notes: bool = True):
+                 target_format: str | None = None, show_notes: bool = True, cover: Cover | None = None):
         self.path = path
         try:
             self.container = av.open(str(path), "w")
@@ -372,6 +500,7 @@ class VideoWriter:
         try:
             self._setup(info, settings)
             self._setup_streams(info, list(streams), show_notes)
+            self._add_cover(cover)
         except BaseException:
             self.container.close()
             raise
@@ -410,7 +539,7 @@ class VideoWriter:
                               "or use .mkv")
         return codec
 
-    def _encoder_options(self, codec: str, settings: EncoderSettings) -> dict:
+    def _encoder_options(self, codec: str, settings: EncoderSettings, field_order: int = 0) -> dict:
         """Every setting either applies to this encoder or is refused with a line."""
         if settings.crf is not None and codec not in CRF_ENCODERS:
             raise OutputError(f"--crf does not apply to the {codec} encoder (it has no constant-quality scale); "
@@ -431,12 +560,14 @@ class VideoWriter:
             options["x265-params"] = "log-level=error"  # x265 prints a 20-line banner on stderr otherwise
         if codec in QSCALE_ENCODERS:
             options.update({"flags": "+qscale", "global_quality": str(DEFAULT_QSCALE * FF_QP2LAMBDA)})
+        for key, value in interlace_options(codec, field_order).items():  # flags add to +qscale, not replace it
+            options[key] = options[key] + value if key == "flags" and key in options else value
         return options
 
     def _setup(self, info: VideoInfo, settings: EncoderSettings) -> None:
         codec = self._choose_codec(settings)
         name = codec.name
-        options = self._encoder_options(name, settings)
+        options = self._encoder_options(name, settings, info.field_order)
         odd = info.width % 2 or info.height % 2
         self.pix_fmt = settings.pix_fmt or ("yuv444p" if odd else "yuv420p")
         formats = {f.name for f in codec.video_formats or ()}
@@ -467,6 +598,7 @@ class VideoWriter:
         # The chroma is computed with BT.601 coefficients (vidcolor/color.py): say so, or players assume BT.709 for
         # untagged HD video and shift the hues.
         stream.codec_context.colorspace = BT601_COLORSPACE
+        stream.codec_context.field_order = info.field_order  # the container's flag: how the frames were shot
         try:
             # Opened now, so that settings the encoder refuses (a frame rate MPEG-2 cannot code, a crf out of its
             # range) are reported before any frame is colorized, not at the first one.
@@ -488,6 +620,27 @@ class VideoWriter:
         self.audio_mode = audio_summary(self.stream_plans)
         self.copier = StreamCopier(self.container, self.stream_plans, streams)
 
+    def _add_cover(self, cover: Cover | None) -> None:
+        """Keep the input's cover art where the container holds it (see COVER_FORMATS); elsewhere a note."""
+        self.cover_kept = False
+        self._cover_packet = None
+        if cover is None:
+            return
+        name = cover.stream.codec_context.name
+        if self.container.format.name.split(",")[0] not in COVER_FORMATS or name not in self.container.supported_codecs:
+            print(f"note: {self.path.suffix} files cannot hold the input's cover art ({name}); it is left out",
+                  file=sys.stderr)
+            return
+        stream = self.container.add_stream_from_template(cover.stream)
+        stream.disposition = av.stream.Disposition.attached_pic
+        packet = av.Packet(cover.data)
+        packet.stream = stream
+        packet.pts = packet.dts = 0
+        packet.time_base = stream.time_base
+        self._cover_packet = packet  # muxed with the first frame: muxing writes the header, after the display matrix
+        self.cover_kept = True
+
+    @_explained
     def write(self, luma: np.ndarray, cb: np.ndarray, cr: np.ndarray, pts: int | None, time_base,
               display_matrix: tuple[int, ...] | None = None) -> None:
         """luma H x W, cb/cr at the pixel format's chroma size; all uint8 in the stream's range.
@@ -499,6 +652,8 @@ class VideoWriter:
             self._first_frame = False
             if display_matrix is not None:
                 self.video.set_display_matrix(list(display_matrix))  # must precede the first encode
+            if self._cover_packet is not None:
+                self.container.mux(self._cover_packet)
         if self._stretch is not None:
             luma, cb, cr = self._stretch[0][luma], self._stretch[1][cb], self._stretch[1][cr]
         frame = av.VideoFrame(self.video.width, self.video.height, self.pix_fmt)
@@ -524,10 +679,12 @@ class VideoWriter:
             return (self.video.height + 1) // 2, (self.video.width + 1) // 2
         return self.video.height, self.video.width
 
+    @_explained
     def write_audio(self, packet: av.Packet) -> None:
         """A packet of one of the input's audio or subtitle streams: copied or converted as planned."""
         self.copier.mux(packet)
 
+    @_explained
     def finish(self) -> None:
         """Flush the encoders (frames still inside them are written) and close the file."""
         self.container.mux(self.video.encode(None))

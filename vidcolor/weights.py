@@ -37,9 +37,9 @@ class BundledWeights:
 # Variants are data: a new weights file is a new row here.
 BUNDLED: dict[str, BundledWeights] = {
     "default": BundledWeights(
-        file="effnet-unet-v2.pt",
-        sha256="fe838f3fa9a3f8a6d19e308b15c14d214cfaa42514f55721488c5166779e6752",
-        description="EfficientNet-Lite0 U-Net, luma -> chroma; see weights/README.md",
+        file="effnet-unet-v2-hints.pt",
+        sha256="7c0c0e8317873fc400e3f3b27e7b9f9e9fa346c08fe7638aed2fab750619d67c",
+        description="EfficientNet-Lite0 U-Net, luma (and colour hints) -> chroma; see weights/README.md",
     ),
 }
 

@@ -53,7 +53,8 @@ class Previews:
         path = self.project.hint_file(index)
         key = (index, None if path is None else (str(path), path.stat().st_mtime_ns, path.stat().st_size))
         if key not in self._cache:
-            rgb = self.colorizer.colorize_rgb(self.project.luma(index), self.size, hints)
+            # quick: the coarser correction around the points, so that a preview follows an edit within 0.5 s.
+            rgb = self.colorizer.colorize_rgb(self.project.luma(index), self.size, hints, quick=True)
             if len(self._cache) >= 16:
                 self._cache.pop(next(iter(self._cache)))
             self._cache[key] = encode_jpeg(rgb)

@@ -28,7 +28,7 @@ from ..errors import InputError, OutputError
 from ..files import remove_quietly
 from ..guidance import (KEYFRAME_IMAGE_SUFFIXES, HintError, Hints, check_aspect, find_hint_file, hex_to_chroma,
                         list_keyframes, load_hints, parse_points, read_keyframe, read_points, write_points)
-from ..image_io import IMAGE_SUFFIXES, decode_image, read_image, write_image_atomic
+from ..image_io import IMAGE_SUFFIXES, decode_image, read_image, rgb8, write_image_atomic
 
 # A person places points one at a time; thousands on one picture is a mistake or an attack.
 MAX_POINTS = 2000
@@ -243,7 +243,7 @@ class VideoProject(Project):
             raise HintError(f"{label} is not a PNG or JPEG image")
         if size[0] * size[1] > MAX_KEYFRAME_PIXELS:
             raise HintError(f"{label}: {size[0]}x{size[1]} pixels is too large; scale it to the video's size")
-        rgb, _ = decode_image(np.frombuffer(data, np.uint8), Path(name), label)
+        rgb, _ = rgb8(decode_image(np.frombuffer(data, np.uint8), Path(name), label))
         check_aspect(Path(name), rgb.shape[1], rgb.shape[0], picture.width, picture.height)
         with self._lock:
             path = self.keyframes_folder / f"{index}.png"

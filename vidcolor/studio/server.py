@@ -28,7 +28,6 @@ from flask import Flask, Response, jsonify, redirect, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from ..errors import InputError, OutputError, VidcolorError
-from ..guidance import HintError
 from .jobs import Previews, Render, RenderBusy, Shots, encode_jpeg
 from .project import Project
 
