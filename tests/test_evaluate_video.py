@@ -13,6 +13,7 @@ import torch
 from click.testing import CliRunner
 
 from train import evaluate_video as ev
+from train.metrics import psnr
 from vidcolor.colorizer import load_colorizer
 from vidcolor.model import build_model, default_config
 from vidcolor.video_io import plane_array
@@ -165,3 +166,144 @@ def test_pick_images_is_deterministic_and_skips_gray(tmp_path):
     again = ev.pick_images(tmp_path, 2)
     assert len(picked) == 2 and all(np.array_equal(a, b) for a, b in zip(picked, again))
     assert all(np.ptp(p.astype(int), axis=2).max() > 0 for p in picked)  # the gray one was skipped
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# keyframes: run cutting and the flow-warp baseline
+
+
+def colour_texture(seed: int, height: int = 300, width: int = 420) -> np.ndarray:
+    """Smooth random colour (each channel its own texture), so that hue varies across the picture and only a warp
+    that follows the motion puts the right colour in the right place."""
+    rng = np.random.default_rng(seed)
+    channels = [cv2.GaussianBlur(rng.uniform(0, 1, (height, width)).astype(np.float32), (0, 0), 6) for _ in range(3)]
+    rgb = np.stack([cv2.normalize(c, None, 20, 235, cv2.NORM_MINMAX) for c in channels], axis=-1)
+    return rgb.astype(np.uint8)
+
+
+def test_keyframe_runs_cover_the_clip_in_order():
+    runs = ev.keyframe_runs(10, 4)
+    assert [list(r) for r in runs] == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
+    assert ev.keyframe_runs(8, 4) == [range(0, 4), range(4, 8)]
+    assert ev.keyframe_positions(4, "start") == (0,) and ev.keyframe_positions(4, "both") == (0, 3)
+    assert list(range(6)[ev.scored_slice(6, "start")]) == [1, 2, 3, 4, 5]
+    assert list(range(6)[ev.scored_slice(6, "both")]) == [1, 2, 3, 4]
+    with pytest.raises(ValueError):
+        ev.keyframe_runs(10, 1)
+    with pytest.raises(ValueError):
+        ev.keyframe_positions(4, "middle")
+
+
+def test_gray_runs_are_cut_from_one_decoding(tmp_path, monkeypatch):
+    monkeypatch.setattr(ev, "GRAY_CRF", 0)  # lossless: the luma check is exact
+    clip = make_clip(tmp_path / "colour.mp4", frames=10, width=64, height=48, colour=True)
+    reference, gray_psnr, gray_ssim = ev.prepare_gray_runs(clip, lambda run: tmp_path / f"run{run}.mp4", 4)
+    assert len(reference) == len(gray_psnr) == len(gray_ssim) == 10
+    with av.open(str(clip)) as source:
+        source_luma = [plane_array(f.planes[0]).copy() for f in source.decode(video=0)]
+    offset = 0
+    for run, length in enumerate((4, 4, 2)):
+        with av.open(str(tmp_path / f"run{run}.mp4")) as gray:
+            frames = list(gray.decode(video=0))
+        assert len(frames) == length
+        assert frames[0].pts == 0 or frames[0].time == 0  # each run's clip starts at time 0
+        for index, frame in enumerate(frames):
+            assert np.array_equal(plane_array(frame.planes[0]), source_luma[offset + index])
+            assert (plane_array(frame.planes[1]) == ev.NEUTRAL_CHROMA).all()
+        offset += length
+    # The whole-clip copy is the same code path, one run.
+    reference_whole, baseline = ev.prepare_reference(clip, tmp_path / "whole.mp4")
+    assert len(reference_whole) == 10 and baseline["gray_psnr"] == pytest.approx(np.mean(gray_psnr))
+
+
+def test_flow_warp_baseline_recovers_a_panned_colour(tmp_path):
+    frames = ev.pan_frames(colour_texture(5), 8, (3.3, 1.1))  # 384 x 256, sub-pixel steps
+    gray = [np.repeat(ev.image_to_luma(f)[..., None], 3, axis=2) for f in frames]
+    carried = ev.flow_warp_baseline(frames, (0,))
+    assert np.array_equal(carried[0], ev.merge_luma_chroma(ev.image_to_luma(frames[0]),
+                                                           ev.rgb_to_chroma(frames[0])))
+    # Far from gray at the last frame, 7 steps (24 px) from the keyframe; and not just the keyframe left in place.
+    last = frames[-1]
+    unmoved = ev.merge_luma_chroma(ev.image_to_luma(last), ev.rgb_to_chroma(frames[0]))
+    assert psnr(last, carried[-1]) > psnr(last, gray[-1]) + 8
+    assert psnr(last, carried[-1]) > psnr(last, unmoved) + 5
+
+
+def test_flow_warp_baseline_with_two_keyframes_uses_both(tmp_path):
+    frames = ev.pan_frames(colour_texture(6), 6, (2.6, 0.0))
+    first_only = ev.flow_warp_baseline(frames, (0,))
+    both = ev.flow_warp_baseline(frames, (0, 5))
+    own = [ev.merge_luma_chroma(ev.image_to_luma(f), ev.rgb_to_chroma(f)) for f in frames]
+    assert np.array_equal(both[0], own[0]) and np.array_equal(both[5], own[5])  # keyframes are their own colour
+    assert psnr(frames[4], both[4]) > psnr(frames[4], first_only[4])  # the nearer keyframe helps
+
+
+def test_keyframe_table_has_the_issue_columns():
+    row = {"video": "clip-a", "mode": "start", "frames": 9, "gray_psnr": 20.0, "baseline_psnr": 25.5, "psnr": 26.0,
+           "psnr_gain_over_baseline": 0.5, "warp_error_ratio": 1.1, "baseline_warp_error_ratio": 0.9,
+           "ssim": 0.9, "baseline_ssim": 0.88, "colourfulness_ratio": 0.8, "baseline_colourfulness_ratio": 0.7}
+    text = ev.format_keyframe_table([row, dict(row, video="mean")])
+    header, first, mean = text.splitlines()
+    for title in ("clip", "mode", "gray PSNR", "baseline PSNR", "vidcolor PSNR", "vidcolor - baseline",
+                  "WE ratio vidcolor", "WE ratio baseline"):
+        assert title in header
+    assert first.split()[:7] == ["clip-a", "start", "9", "20.00", "25.50", "26.00", "+0.50"]
+    assert mean.startswith("mean")
+
+
+@pytest.fixture(scope="module")
+def hinted_checkpoint(tmp_path_factory):
+    from dataclasses import replace
+
+    torch.manual_seed(0)
+    config = replace(default_config("effnet-unet"), hints=True)
+    path = tmp_path_factory.mktemp("weights") / "random-hinted.pt"
+    save_checkpoint(path, build_model(config), config)
+    return path
+
+
+def test_keyframe_evaluation_runs_vidcolor_with_the_true_keyframes(tmp_path, hinted_checkpoint):
+    clip = make_clip(tmp_path / "colour.mp4", frames=11, width=64, height=48, colour=True)
+    report, work = tmp_path / "report.json", tmp_path / "work"
+    result = CliRunner().invoke(ev.main, ["--video", str(clip), "--weights", str(hinted_checkpoint), "--device", "cpu",
+                                          "--size", str(SIZE_PX), "--keyframe-every", "5", "--keyframe-at",
+                                          "start,both", "--work-dir", str(work), "--report", str(report)])
+    assert result.exit_code == 0, result.output
+    data = json.loads(report.read_text())
+    start, both = data["rows"]
+    assert (start["mode"], both["mode"]) == ("start", "both")
+    # Runs 0-4, 5-9 and the 1-frame tail (skipped: nothing to score besides its keyframe).
+    assert start["runs"] == both["runs"] == 2
+    assert start["frames"] == 8 and both["frames"] == 6  # the keyframes themselves are not scored
+    assert sorted(p.name for p in (work / "colour.run1.keyframes-both").iterdir()) == ["0.png", "4.png"]
+    assert [p.name for p in (work / "colour.run1.keyframes-start").iterdir()] == ["0.png"]
+    # The keyframe is the true colour frame 5 of the clip.
+    truth = decoded_frames(clip)[5]
+    keyframe = cv2.cvtColor(cv2.imread(str(work / "colour.run1.keyframes-start" / "0.png")), cv2.COLOR_BGR2RGB)
+    assert np.array_equal(keyframe, truth)
+    assert len(decoded_frames(work / "colour.run1.start.mp4")) == 5
+    for row in (start, both):
+        assert row["psnr_gain_over_baseline"] == pytest.approx(row["psnr"] - row["baseline_psnr"])
+        assert all(math.isfinite(row[k]) for k in ("psnr", "baseline_psnr", "gray_psnr", "warp_error_ratio",
+                                                   "baseline_warp_error_ratio"))
+        # The panned pattern's colour, carried by the flow, is far closer to the truth than gray.
+        assert row["baseline_psnr"] > row["gray_psnr"] + 3
+    assert [e["video"] for e in data["summary"]] == ["mean", "mean"]
+    assert "vidcolor - baseline" in result.output and "mean" in result.output
+
+
+def test_keyframe_options_are_checked_before_any_work(tmp_path):
+    clip = make_clip(tmp_path / "colour.mp4", frames=4, width=64, height=48, colour=True)
+    for options, message in ((["--keyframe-every", "5", "--keyframe-at", "middle"], "start, both or start,both"),
+                             (["--keyframe-every", "1"], "at least 2 frames"),
+                             (["--keyframe-every", "5", "--smooth", "0", "--smooth", "0.5"], "at most one --smooth")):
+        result = CliRunner().invoke(ev.main, ["--video", str(clip), "--weights", "no-such-weights", *options])
+        assert result.exit_code == 2 and message in result.output, result.output
+
+
+def test_keyframe_evaluation_refuses_weights_without_a_hint_path(tmp_path, vivid_checkpoint):
+    clip = make_clip(tmp_path / "colour.mp4", frames=6, width=64, height=48, colour=True)
+    result = CliRunner().invoke(ev.main, ["--video", str(clip), "--weights", str(vivid_checkpoint), "--device", "cpu",
+                                          "--keyframe-every", "3", "--work-dir", str(tmp_path / "work")])
+    assert result.exit_code == 1 and "take no colour hints" in result.output
+    assert not (tmp_path / "work").exists() or not any((tmp_path / "work").iterdir())  # said before any work

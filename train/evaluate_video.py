@@ -3,7 +3,7 @@ temporal smoothing.
 
     python -m train.evaluate_video --video REF.mp4 [--video ...] [--virtual-from DIR] --weights NAME|PATH
         [--virtual-images 4] [--smooth 0 --smooth 0.7 ...] [--size 256] [--frames N] [--crf 18] [--report PATH]
-        [--work-dir DIR]
+        [--work-dir DIR] [--keyframe-every N [--keyframe-at start|both|start,both]]
 
 For each colour reference clip:
   1. its luma is written, untouched, to a gray H.264 clip (chroma neutral, near-lossless), so the colorizer sees
@@ -26,6 +26,14 @@ after the cut and the unsmoothed run's (0 at --crf 0 when the smoother's state i
 On clips with known cuts, warp error and CDC are computed within shots. Summary rows (clip groups) are arithmetic
 means, except the warp-error ratio, a geometric mean over the group's clips.
 
+With --keyframe-every N, vidcolor is given true colour keyframes instead (its guided mode). Each clip is cut into
+runs of N frames; each run's luma is written as its own gray clip, its true colour first frame (and, with --keyframe-at
+both, its last) goes into a keyframes folder as <index>.png, and the run goes through colorize_video with
+VideoOptions(keyframes=folder). The baseline beside it has no network: the keyframe's chroma carried frame to frame
+along OpenCV DIS optical flow (flow_warp_baseline). Both are scored over the run's frames that are not keyframes:
+PSNR, SSIM, the warp-error ratio and colourfulness, per clip and as a mean over clips. A run too short to leave two
+frames to score (the clip's tail) is skipped.
+
 Memory: only one clip's decoded reference and one output are held at a time.
 """
 from __future__ import annotations
@@ -44,13 +52,15 @@ import click
 import cv2
 import numpy as np
 
+from vidcolor.color import image_to_luma, merge_luma_chroma
 from vidcolor.colorizer import DEFAULT_VIDEO_SIZE as DEFAULT_SIZE, Colorizer
+from vidcolor.guidance import rgb_to_chroma
 from vidcolor.smoothing import DEFAULT_STRENGTH
 from vidcolor.video_io import DEFAULT_CRF, FULL_RANGE, YUV8_FORMATS, EncoderSettings, plane_array
 
 from .data import MIN_MEAN_CHROMA, list_images, mean_chroma, read_rgb
 from .metrics import colourfulness, psnr, ssim
-from .video_metrics import CDC_GAPS, cdc, warp_error
+from .video_metrics import CDC_GAPS, cdc, warp_errors
 
 # Off against what users get.
 DEFAULT_STRENGTHS = (0.0, DEFAULT_STRENGTH)
@@ -207,50 +217,95 @@ def _is_odd(width: int, height: int) -> bool:
 def prepare_reference(src: Path, gray_path: Path, max_frames: int = 0) -> tuple[list[np.ndarray], dict]:
     """Decode the first max_frames (0: all) frames of src as RGB, write their luma as a gray clip at gray_path,
     and score that gray clip (the baseline). Returns (reference RGB frames, baseline scores)."""
+    reference, gray_psnr, gray_ssim = prepare_gray_runs(src, lambda run: gray_path, 0, max_frames)
+    return reference, {"gray_psnr": float(np.mean(gray_psnr)), "gray_ssim": float(np.mean(gray_ssim))}
+
+
+def prepare_gray_runs(src: Path, gray_path_of, run_frames: int = 0,
+                      max_frames: int = 0) -> tuple[list[np.ndarray], list[float], list[float]]:
+    """Decode the first max_frames (0: all) frames of src as RGB and write their luma as gray clips: one clip
+    (run_frames 0), or one per run of run_frames consecutive frames (the last run may be shorter), run r at
+    gray_path_of(r). One decoding pass whatever the number of runs.
+
+    Returns (reference RGB frames, per-frame PSNR and SSIM of the gray picture against them)."""
     reference, gray_psnr, gray_ssim = [], [], []
-    with av.open(str(src)) as source, av.open(str(gray_path), "w") as sink:
+    with av.open(str(src)) as source:
         stream = source.streams.video[0]
         stream.thread_type = "AUTO"
         ctx = stream.codec_context
-        pix_fmt = "yuv444p" if _is_odd(ctx.width, ctx.height) else CHROMA_SUBSAMPLED
-        out = sink.add_stream("libx264", rate=stream.average_rate or stream.guessed_rate or 25)
-        out.width, out.height, out.pix_fmt = ctx.width, ctx.height, pix_fmt
-        if stream.time_base:
-            # The source's own time base and timestamps, so the pipeline sees the same timing (VFR included).
-            out.codec_context.time_base = out.time_base = stream.time_base
-        out.options = {"crf": str(GRAY_CRF)}
-        # The encoder writes the stream's tags, not the frames': without these a full-range source would come back
-        # tagged limited, and the pipeline would read its luma with the wrong range.
-        full_range = ctx.color_range == FULL_RANGE or (ctx.pix_fmt or "").startswith("yuvj")
-        out.codec_context.color_range = FULL_RANGE if full_range else 1
-        out.codec_context.colorspace = ctx.colorspace
-        for frame in source.decode(stream):
-            if max_frames and len(reference) >= max_frames:
-                break
-            # RGB as a player shows it: PyAV converts with the frame's own matrix and range tags.
-            rgb = frame.to_ndarray(format="rgb24")
-            # Luma kept as stored, as the pipeline's reader takes it: the first plane of 8-bit YUV (any subsampling,
-            # either range), else a conversion (10-bit, RGB).
-            source_frame = frame if frame.format.name in YUV8_FORMATS else frame.reformat(format="yuv444p")
-            luma = plane_array(source_frame.planes[0])
-            gray = av.VideoFrame(ctx.width, ctx.height, pix_fmt)
-            for plane_index, plane in enumerate(gray.planes):
-                buffer = np.full((plane.height, plane.line_size), NEUTRAL_CHROMA, np.uint8)
-                if plane_index == 0:
-                    buffer[:, : plane.width] = luma
-                plane.update(buffer)
-            gray.color_range, gray.colorspace = out.codec_context.color_range, ctx.colorspace
-            gray.pts = frame.pts if frame.pts is not None else len(reference)
-            gray.time_base = frame.time_base or stream.time_base
-            gray_rgb = gray.to_ndarray(format="rgb24")
-            gray_psnr.append(psnr(rgb, gray_rgb))
-            gray_ssim.append(ssim(rgb, gray_rgb))
-            sink.mux(out.encode(gray))
-            reference.append(rgb)
-        sink.mux(out.encode(None))
+        sink = out = None
+        pts_offset = 0
+        try:
+            for frame in source.decode(stream):
+                if max_frames and len(reference) >= max_frames:
+                    break
+                index = len(reference)
+                if sink is None or (run_frames and index % run_frames == 0):
+                    if sink is not None:
+                        _close_gray_clip(sink, out)
+                    run = index // run_frames if run_frames else 0
+                    sink, out = _open_gray_clip(gray_path_of(run), stream)
+                    # Each run's clip starts at time 0, as a clip cut from the film would (the first run keeps the
+                    # source's own timestamps, as the whole-clip copy always has).
+                    pts_offset = (frame.pts or 0) if run else 0
+                # RGB as a player shows it: PyAV converts with the frame's own matrix and range tags.
+                rgb = frame.to_ndarray(format="rgb24")
+                gray = _gray_frame(frame, out, ctx)
+                gray.pts = (frame.pts - pts_offset) if frame.pts is not None else index
+                gray.time_base = frame.time_base or stream.time_base
+                gray_rgb = gray.to_ndarray(format="rgb24")
+                gray_psnr.append(psnr(rgb, gray_rgb))
+                gray_ssim.append(ssim(rgb, gray_rgb))
+                sink.mux(out.encode(gray))
+                reference.append(rgb)
+        finally:
+            if sink is not None:
+                _close_gray_clip(sink, out)
     if not reference:
         raise ValueError(f"{src}: no video frame could be decoded")
-    return reference, {"gray_psnr": float(np.mean(gray_psnr)), "gray_ssim": float(np.mean(gray_ssim))}
+    return reference, gray_psnr, gray_ssim
+
+
+def _open_gray_clip(path: Path, stream):
+    """An H.264 writer with the source stream's size, rate, time base and colour tags: (container, stream)."""
+    ctx = stream.codec_context
+    sink = av.open(str(path), "w")
+    pix_fmt = "yuv444p" if _is_odd(ctx.width, ctx.height) else CHROMA_SUBSAMPLED
+    out = sink.add_stream("libx264", rate=stream.average_rate or stream.guessed_rate or 25)
+    out.width, out.height, out.pix_fmt = ctx.width, ctx.height, pix_fmt
+    if stream.time_base:
+        # The source's own time base and timestamps, so the pipeline sees the same timing (VFR included).
+        out.codec_context.time_base = out.time_base = stream.time_base
+    out.options = {"crf": str(GRAY_CRF)}
+    # The encoder writes the stream's tags, not the frames': without these a full-range source would come back
+    # tagged limited, and the pipeline would read its luma with the wrong range.
+    full_range = ctx.color_range == FULL_RANGE or (ctx.pix_fmt or "").startswith("yuvj")
+    out.codec_context.color_range = FULL_RANGE if full_range else 1
+    out.codec_context.colorspace = ctx.colorspace
+    return sink, out
+
+
+def _close_gray_clip(sink, out) -> None:
+    try:
+        sink.mux(out.encode(None))  # flush: frames still inside the encoder
+    finally:
+        sink.close()
+
+
+def _gray_frame(frame, out, ctx):
+    """The frame's luma, kept as stored, with neutral chroma, in the gray clip's pixel format and tags."""
+    # Luma as the pipeline's reader takes it: the first plane of 8-bit YUV (any subsampling, either range), else a
+    # conversion (10-bit, RGB).
+    source_frame = frame if frame.format.name in YUV8_FORMATS else frame.reformat(format="yuv444p")
+    luma = plane_array(source_frame.planes[0])
+    gray = av.VideoFrame(ctx.width, ctx.height, out.pix_fmt)
+    for plane_index, plane in enumerate(gray.planes):
+        buffer = np.full((plane.height, plane.line_size), NEUTRAL_CHROMA, np.uint8)
+        if plane_index == 0:
+            buffer[:, : plane.width] = luma
+        plane.update(buffer)
+    gray.color_range, gray.colorspace = out.codec_context.color_range, ctx.colorspace
+    return gray
 
 
 def decode_output(path: Path, chroma_frames: tuple[int, ...] = ()) -> tuple[list[np.ndarray], dict[int, np.ndarray]]:
@@ -278,13 +333,20 @@ def _shots(frame_count: int, cut_frames: tuple[int, ...]) -> list[slice]:
 def shot_warp_error(test: list[np.ndarray], reference: list[np.ndarray], cut_frames: tuple[int, ...]) -> float:
     """warp_error within each known shot, weighted by its number of frame pairs. A pair across a cut has no
     motion to follow: its "flow" matches noise, and its figure would swamp both the output's and the reference's."""
-    total, pairs = 0.0, 0
+    return shot_warp_errors([test], reference, cut_frames)[0]
+
+
+def shot_warp_errors(tests: list[list[np.ndarray]], reference: list[np.ndarray],
+                     cut_frames: tuple[int, ...]) -> list[float]:
+    """shot_warp_error of several test sequences, each reference flow computed once (video_metrics.warp_errors)."""
+    totals, pairs = [0.0] * len(tests), 0
     for shot in _shots(len(reference), cut_frames):
         count = shot.stop - shot.start - 1
         if count >= 1:
-            total += count * warp_error(test[shot], reference[shot])
+            errors = warp_errors([test[shot] for test in tests], reference[shot])
+            totals = [total + count * error for total, error in zip(totals, errors)]
             pairs += count
-    return total / pairs if pairs else float("nan")
+    return [total / pairs if pairs else float("nan") for total in totals]
 
 
 def shot_cdc(frames: list[np.ndarray], cut_frames: tuple[int, ...]) -> float:
@@ -437,18 +499,247 @@ def format_checks(checks: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def evaluate_videos(colorizer: Colorizer, videos: list[Path], strengths: tuple[float, ...], work_dir: Path,
-                    virtual_from: Path | None = None, virtual_images: int = 4, virtual_frames: int = VIRTUAL_FRAMES,
-                    size: int = DEFAULT_SIZE, max_frames: int = 0, crf: int = DEFAULT_CRF,
-                    log=lambda message: print(message, file=sys.stderr)) -> dict:
+# ---------------------------------------------------------------------------------------------------------------
+# keyframes: true colour frames given, vidcolor against carrying them along the optical flow
+
+
+KEYFRAME_MODES = ("start", "both")  # the run's first true colour frame; or its first and its last
+# The baseline's flow: OpenCV DIS at its MEDIUM preset, on the gray frames brought to a short side of at most this
+# many pixels, then scaled up to carry the keyframe's chroma at full resolution. At 1080p, DIS MEDIUM on the full
+# frame costs several times as much (on 2 shared cores, seconds per frame pair) and its fixed 8-pixel patches then
+# see less context, while the chroma it moves is smooth: a flow error of half a 480p pixel is ~1 pixel of a
+# colour edge at 1080p. Clips up to 480 pixels on their short side (motion.mov, the virtual clips) get full-res flow.
+BASELINE_FLOW_MAX_SHORT_SIDE_PX = 480
+BASELINE_DIS_PRESET = cv2.DISOPTICAL_FLOW_PRESET_MEDIUM
+
+
+def keyframe_runs(frame_count: int, every: int) -> list[range]:
+    """The clip's frames cut into runs of `every` consecutive frames; the last run holds what is left."""
+    if every < 2:
+        raise ValueError(f"--keyframe-every {every}: a run needs at least 2 frames")
+    return [range(start, min(start + every, frame_count)) for start in range(0, frame_count, every)]
+
+
+def keyframe_positions(length: int, mode: str) -> tuple[int, ...]:
+    """Indices, within a run of `length` frames, of the frames given in true colour."""
+    if mode not in KEYFRAME_MODES:
+        raise ValueError(f"keyframe mode {mode!r}; use one of {', '.join(KEYFRAME_MODES)}")
+    return (0,) if mode == "start" or length < 2 else (0, length - 1)
+
+
+def scored_slice(length: int, mode: str) -> slice:
+    """The run's frames that are scored: all but the keyframes (contiguous, so warp error sees frame pairs)."""
+    return slice(1, length - 1) if mode == "both" else slice(1, length)
+
+
+def write_keyframes(folder: Path, frames: list[np.ndarray], positions: tuple[int, ...]) -> Path:
+    """A keyframes folder as vidcolor reads it (guidance.list_keyframes): <index>.png, the true colour frame."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for stale in folder.glob("*.png"):
+        stale.unlink()  # a previous run's keyframes (another mode) must not join this one's
+    for index in positions:
+        if not cv2.imwrite(str(folder / f"{index}.png"), cv2.cvtColor(frames[index], cv2.COLOR_RGB2BGR)):
+            raise ValueError(f"cannot write keyframe {folder / f'{index}.png'}")
+    return folder
+
+
+def _flow_size(height: int, width: int) -> tuple[int, int]:
+    scale = min(1.0, BASELINE_FLOW_MAX_SHORT_SIDE_PX / min(height, width))
+    return max(1, round(height * scale)), max(1, round(width * scale))
+
+
+def carry_chroma(lumas: list[np.ndarray], chroma: np.ndarray, order: list[int]) -> dict[int, np.ndarray]:
+    """Chroma (2 x H x W) of frame order[0] carried frame by frame to order[1], order[2], ...: for each frame, the
+    backward flow to the one before it in `order` (computed on the gray frames) pulls that frame's carried chroma
+    onto it with cv2.remap. No trust, no correction: the plain propagation baseline. -> {frame index: chroma}."""
+    height, width = lumas[order[0]].shape
+    flow_h, flow_w = _flow_size(height, width)
+    small = {i: (lumas[i] if (flow_h, flow_w) == (height, width)
+                 else cv2.resize(lumas[i], (flow_w, flow_h), interpolation=cv2.INTER_AREA)) for i in order}
+    dis = cv2.DISOpticalFlow_create(BASELINE_DIS_PRESET)
+    grid_x, grid_y = np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
+    carried = {order[0]: chroma.astype(np.float32)}
+    for previous, current in zip(order, order[1:]):
+        flow = dis.calc(small[current], small[previous], None)  # current pixel -> where it was in previous
+        if (flow_h, flow_w) != (height, width):
+            flow = cv2.resize(flow, (width, height), interpolation=cv2.INTER_LINEAR)
+            flow[..., 0] *= width / flow_w
+            flow[..., 1] *= height / flow_h
+        map_x, map_y = grid_x + flow[..., 0], grid_y + flow[..., 1]
+        carried[current] = np.stack([cv2.remap(c, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+                                     for c in carried[previous]])
+    return carried
+
+
+def flow_warp_baseline(frames: list[np.ndarray], positions: tuple[int, ...]) -> list[np.ndarray]:
+    """The baseline vidcolor's keyframe mode is compared with: RGB frames (uint8 H x W x 3, a run) -> each frame's
+    own luma joined to the keyframes' chroma carried along the optical flow. One keyframe (the first): carried
+    forward. Two (first and last): each carried towards the other, blended by temporal distance, so that the
+    baseline too uses both. Keyframes themselves come out as their own chroma."""
+    lumas = [image_to_luma(f) for f in frames]
+    first, last = positions[0], positions[-1]
+    forward = carry_chroma(lumas, rgb_to_chroma(frames[first]), list(range(first, len(frames))))
+    if last == first:
+        chroma = [forward[i] for i in range(len(frames))]
+    else:
+        backward = carry_chroma(lumas, rgb_to_chroma(frames[last]), list(range(last, first - 1, -1)))
+        # Weights by temporal distance: the first keyframe's falls from 1 at itself to 0 at the last one.
+        chroma = [((last - i) * forward[i] + (i - first) * backward[i]) / (last - first) if first < i < last
+                  else backward[i] if i == last else forward[i] for i in range(len(frames))]
+    return [merge_luma_chroma(luma, c) for luma, c in zip(lumas, chroma)]
+
+
+def _pairs_within_shots(count: int, cut_frames: tuple[int, ...]) -> int:
+    return sum(max(0, s.stop - s.start - 1) for s in _shots(count, cut_frames))
+
+
+def evaluate_keyframe_clip(colorizer: Colorizer, clip: Clip, every: int, modes: tuple[str, ...], work_dir: Path,
+                           size: int = DEFAULT_SIZE, max_frames: int = 0, crf: int = DEFAULT_CRF,
+                           smooth: float | None = None,
+                           log=lambda message: print(message, file=sys.stderr)) -> list[dict]:
+    """One row per keyframe mode: vidcolor given the true colour keyframes of each run of `every` frames, next to
+    the flow-warp baseline and gray, scored over the frames that are not keyframes. Runs too short to leave two
+    scored frames (the clip's tail) are skipped. Outputs stay in work_dir (<clip>.run<r>.<mode>.mp4)."""
+    from vidcolor.pipeline import VideoOptions, colorize_video
+
+    start = time.perf_counter()
+    reference, gray_psnr, gray_ssim = prepare_gray_runs(
+        clip.path, lambda run: work_dir / f"{clip.name}.run{run}.gray.mp4", every, max_frames)
+    height, width = reference[0].shape[:2]
+    runs = keyframe_runs(len(reference), every)
+    log(f"{clip.name}: {len(reference)} frames {width}x{height}, {len(runs)} runs of {every}")
+    rows = []
+    for mode in modes:
+        scores = {k: [] for k in ("psnr", "ssim", "gray_psnr", "gray_ssim", "baseline_psnr", "baseline_ssim",
+                                  "colourfulness", "baseline_colourfulness", "reference_colourfulness")}
+        warp = {"vidcolor": 0.0, "baseline": 0.0, "reference": 0.0, "pairs": 0}
+        used_runs = 0
+        for run_index, run in enumerate(runs):
+            length = len(run)
+            positions = keyframe_positions(length, mode)
+            scored = scored_slice(length, mode)
+            if len(range(length)[scored]) < 2:
+                continue
+            used_runs += 1
+            truth = reference[run.start:run.stop]
+            folder = write_keyframes(work_dir / f"{clip.name}.run{run_index}.keyframes-{mode}", truth, positions)
+            out_path = work_dir / f"{clip.name}.run{run_index}.{mode}.mp4"
+            options = VideoOptions(size=size, smooth=smooth, encoder=EncoderSettings(crf=crf), audio=False,
+                                   overwrite=True, progress=False, keyframes=folder)
+            colorize_video(work_dir / f"{clip.name}.run{run_index}.gray.mp4", out_path, colorizer, options)
+            frames, _ = decode_output(out_path)
+            if len(frames) != length:
+                raise ValueError(f"{clip.name} run {run_index}: the output has {len(frames)} frames, not {length}")
+            baseline = flow_warp_baseline(truth, positions)
+            truth_s, frames_s, baseline_s = truth[scored], frames[scored], baseline[scored]
+            for r, f, b in zip(truth_s, frames_s, baseline_s):
+                scores["psnr"].append(psnr(r, f))
+                scores["ssim"].append(ssim(r, f))
+                scores["baseline_psnr"].append(psnr(r, b))
+                scores["baseline_ssim"].append(ssim(r, b))
+                scores["colourfulness"].append(colourfulness(f))
+                scores["baseline_colourfulness"].append(colourfulness(b))
+                scores["reference_colourfulness"].append(colourfulness(r))
+            first = run.start + scored.start
+            scores["gray_psnr"] += gray_psnr[first:first + len(truth_s)]
+            scores["gray_ssim"] += gray_ssim[first:first + len(truth_s)]
+            cuts = tuple(c - first for c in clip.cut_frames if first < c < first + len(truth_s))
+            pairs = _pairs_within_shots(len(truth_s), cuts)
+            if pairs:
+                errors = shot_warp_errors([frames_s, baseline_s, truth_s], truth_s, cuts)
+                for key, error in zip(("vidcolor", "baseline", "reference"), errors):
+                    warp[key] += pairs * error
+                warp["pairs"] += pairs
+        if not used_runs:
+            raise ValueError(f"{clip.name}: {len(reference)} frames leave no run of {every} with 2 frames to score "
+                             f"besides its keyframes (mode {mode})")
+        row = {"video": clip.name, "kind": clip.kind, "mode": mode, "keyframe_every": every, "runs": used_runs,
+               "frames": len(scores["psnr"]), "width": width, "height": height}
+        row.update({k: float(np.mean(v)) for k, v in scores.items() if k != "reference_colourfulness"})
+        row["psnr_gain_over_baseline"] = row["psnr"] - row["baseline_psnr"]
+        row["psnr_gain_over_gray"] = row["psnr"] - row["gray_psnr"]
+        truth_colour = max(float(np.mean(scores["reference_colourfulness"])), 1e-9)
+        row["colourfulness_ratio"] = row.pop("colourfulness") / truth_colour
+        row["baseline_colourfulness_ratio"] = row.pop("baseline_colourfulness") / truth_colour
+        pairs = max(warp["pairs"], 1)
+        row["warp_error"], row["baseline_warp_error"], row["reference_warp_error"] = (
+            warp[k] / pairs if warp["pairs"] else float("nan") for k in ("vidcolor", "baseline", "reference"))
+        reference_warp = row["reference_warp_error"]
+        row["warp_error_ratio"] = row["warp_error"] / reference_warp if reference_warp > 0 else float("nan")
+        row["baseline_warp_error_ratio"] = (row["baseline_warp_error"] / reference_warp if reference_warp > 0
+                                            else float("nan"))
+        rows.append(row)
+        log(f"  keyframes at {mode}: PSNR {row['psnr']:.2f} dB (baseline {row['baseline_psnr']:.2f}, gray "
+            f"{row['gray_psnr']:.2f}), {used_runs} runs ({time.perf_counter() - start:.0f} s)")
+    return rows
+
+
+def summarise_keyframes(rows: list[dict]) -> list[dict]:
+    """Per mode, the mean over clips: arithmetic, except warp-error ratios (geometric, as in summarise())."""
+    summary = []
+    for mode in dict.fromkeys(r["mode"] for r in rows):
+        chosen = [r for r in rows if r["mode"] == mode]
+        entry = {"video": "mean", "mode": mode, "clips": len(chosen), "frames": sum(r["frames"] for r in chosen)}
+        for key in ("psnr", "ssim", "gray_psnr", "gray_ssim", "baseline_psnr", "baseline_ssim",
+                    "psnr_gain_over_baseline", "psnr_gain_over_gray", "colourfulness_ratio",
+                    "baseline_colourfulness_ratio"):
+            entry[key] = float(np.mean([r[key] for r in chosen]))
+        for key in ("warp_error_ratio", "baseline_warp_error_ratio"):
+            entry[key] = float(np.exp(np.mean([np.log(r[key]) for r in chosen])))
+        summary.append(entry)
+    return summary
+
+
+KEYFRAME_COLUMNS = [  # (header, key, format)
+    ("mode", "mode", "{}"), ("frames", "frames", "{:d}"), ("gray PSNR", "gray_psnr", "{:.2f}"),
+    ("baseline PSNR", "baseline_psnr", "{:.2f}"), ("vidcolor PSNR", "psnr", "{:.2f}"),
+    ("vidcolor - baseline", "psnr_gain_over_baseline", "{:+.2f}"),
+    ("WE ratio vidcolor", "warp_error_ratio", "{:.2f}"), ("WE ratio baseline", "baseline_warp_error_ratio", "{:.2f}"),
+    ("SSIM vidcolor", "ssim", "{:.3f}"), ("SSIM baseline", "baseline_ssim", "{:.3f}"),
+    ("colour vidcolor", "colourfulness_ratio", "{:.2f}"), ("colour baseline", "baseline_colourfulness_ratio", "{:.2f}"),
+]
+
+
+def format_keyframe_table(entries: list[dict]) -> str:
+    """clip, mode, then PSNR (dB) of gray, the flow-warp baseline and vidcolor, vidcolor's gain, the warp-error
+    ratios, SSIM and the colourfulness ratios (output / reference), over frames that are not keyframes."""
+    label_width = max([len("clip")] + [len(str(e["video"])) for e in entries]) + 2
+    widths = [max([len(h)] + [len(f.format(e[k])) for e in entries if k in e]) for h, k, f in KEYFRAME_COLUMNS]
+    lines = [f"{'clip':<{label_width}}" + "  ".join(f"{h:>{w}}" for (h, _, _), w in zip(KEYFRAME_COLUMNS, widths))]
+    for entry in entries:
+        cells = [f.format(entry[k]) if k in entry else "-" for _, k, f in KEYFRAME_COLUMNS]
+        lines.append(f"{str(entry['video']):<{label_width}}" + "  ".join(f"{c:>{w}}" for c, w in zip(cells, widths)))
+    return "\n".join(lines)
+
+
+def evaluate_keyframe_videos(colorizer: Colorizer, videos: list[Path], every: int, modes: tuple[str, ...],
+                             work_dir: Path, virtual_from: Path | None = None, virtual_images: int = 4,
+                             virtual_frames: int = VIRTUAL_FRAMES, size: int = DEFAULT_SIZE, max_frames: int = 0,
+                             crf: int = DEFAULT_CRF, smooth: float | None = None,
+                             log=lambda message: print(message, file=sys.stderr)) -> dict:
+    rows = []
+    for clip in _clips(videos, work_dir, virtual_from, virtual_images, virtual_frames):
+        rows += evaluate_keyframe_clip(colorizer, clip, every, modes, work_dir, size, max_frames, crf, smooth, log)
+    return {"rows": rows, "summary": summarise_keyframes(rows)}
+
+
+def _clips(videos: list[Path], work_dir: Path, virtual_from: Path | None, virtual_images: int,
+           virtual_frames: int) -> list[Clip]:
     clips = [Clip(Path(v), Path(v).stem, "real") for v in videos]
     if virtual_from is not None:
         images = pick_images(Path(virtual_from), virtual_images)
         if not images:
             raise ValueError(f"no colour images in {virtual_from}")
         clips += make_virtual_clips(images, work_dir, virtual_frames)
+    return clips
+
+
+def evaluate_videos(colorizer: Colorizer, videos: list[Path], strengths: tuple[float, ...], work_dir: Path,
+                    virtual_from: Path | None = None, virtual_images: int = 4, virtual_frames: int = VIRTUAL_FRAMES,
+                    size: int = DEFAULT_SIZE, max_frames: int = 0, crf: int = DEFAULT_CRF,
+                    log=lambda message: print(message, file=sys.stderr)) -> dict:
     rows = []
-    for clip in clips:
+    for clip in _clips(videos, work_dir, virtual_from, virtual_images, virtual_frames):
         rows += evaluate_clip(colorizer, clip, strengths, work_dir, size, max_frames, crf, log)
     summary = summarise(rows)
     return {"rows": rows, "summary": summary, "targets": check_targets(summary)}
@@ -472,12 +763,27 @@ def evaluate_videos(colorizer: Colorizer, videos: list[Path], strengths: tuple[f
 @click.option("--report", type=click.Path(dir_okay=False), help="Write the results as JSON here.")
 @click.option("--work-dir", type=click.Path(file_okay=False),
               help="Keep the gray, virtual and colorized clips here (default: a temporary folder, deleted).")
+@click.option("--keyframe-every", default=0, type=click.IntRange(0), metavar="N",
+              help="Cut each clip into runs of N frames, give vidcolor each run's true colour keyframe(s) and compare "
+                   "it with carrying them along the optical flow (0: off, the automatic evaluation).")
+@click.option("--keyframe-at", "keyframe_at", default="start", show_default=True, metavar="start|both|start,both",
+              help="Keyframes of a run: its first frame (start), or its first and last (both); a list runs each.")
 def main(videos, virtual_from, virtual_images, virtual_frames, weights, device, strengths, size, max_frames, crf,
-         report, work_dir):
+         report, work_dir, keyframe_every, keyframe_at):
     from vidcolor import VidcolorError, load_colorizer
 
     if not videos and not virtual_from:
         raise click.UsageError("give at least one --video or --virtual-from")
+    modes = tuple(dict.fromkeys(m.strip() for m in keyframe_at.split(",")))
+    if any(m not in KEYFRAME_MODES for m in modes):
+        raise click.BadParameter(f"{keyframe_at!r}; use start, both or start,both", param_hint="--keyframe-at")
+    if keyframe_every == 1:
+        raise click.BadParameter("a run needs at least 2 frames", param_hint="--keyframe-every")
+    if keyframe_every and len(strengths) > 1:
+        raise click.UsageError("with --keyframe-every, give at most one --smooth (default: the smoother's own)")
+    if keyframe_every:
+        return _main_keyframes(videos, virtual_from, virtual_images, virtual_frames, weights, device, strengths,
+                               size, max_frames, crf, report, work_dir, keyframe_every, modes)
     strengths = tuple(strengths) or DEFAULT_STRENGTHS
     try:
         colorizer = load_colorizer(weights, device)
@@ -500,6 +806,38 @@ def main(videos, virtual_from, virtual_images, virtual_frames, weights, device, 
     click.echo(format_table(result["summary"], "group"))
     click.echo("")
     click.echo(format_checks(result["targets"]))
+    if report:
+        with open(report, "w") as f:
+            json.dump(result, f, indent=2)
+
+
+def _main_keyframes(videos, virtual_from, virtual_images, virtual_frames, weights, device, strengths, size,
+                    max_frames, crf, report, work_dir, every, modes):
+    from vidcolor import VidcolorError, load_colorizer
+
+    smooth = strengths[0] if strengths else None
+    try:
+        colorizer = load_colorizer(weights, device)
+    except VidcolorError as exc:
+        raise click.ClickException(str(exc))
+    if not colorizer.takes_hints:  # said before minutes of decoding, not at the first run
+        raise click.ClickException(f"weights {weights!r} take no colour hints; keyframes need weights that do")
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="vidcolor-eval-") as temporary:
+        folder = Path(work_dir or temporary)
+        folder.mkdir(parents=True, exist_ok=True)
+        try:
+            result = evaluate_keyframe_videos(colorizer, [Path(v) for v in videos], every, modes, folder,
+                                              Path(virtual_from) if virtual_from else None, virtual_images,
+                                              virtual_frames, size, max_frames, crf, smooth)
+        except (VidcolorError, ValueError, av.FFmpegError) as exc:
+            raise click.ClickException(str(exc))
+    result.update(weights=weights, weights_metadata=_jsonable(colorizer.metadata), size=size, frames=max_frames,
+                  crf=crf, smoothing=smooth, keyframe_every=every, keyframe_at=list(modes),
+                  baseline={"flow": "OpenCV DIS, preset MEDIUM, backward flow t -> t-1 on the gray frames",
+                            "flow_max_short_side_px": BASELINE_FLOW_MAX_SHORT_SIDE_PX},
+                  seconds=round(time.perf_counter() - start, 1))
+    click.echo(format_keyframe_table(result["rows"] + result["summary"]))
     if report:
         with open(report, "w") as f:
             json.dump(result, f, indent=2)

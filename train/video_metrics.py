@@ -50,23 +50,33 @@ def warp_error(test_frames: list[np.ndarray], reference_frames: list[np.ndarray]
 
     Frames are uint8 RGB H x W x 3, test and reference of the same size. NaN if no pixel was visible in any pair.
     """
-    if len(test_frames) != len(reference_frames):
-        raise ValueError(f"{len(test_frames)} test frames but {len(reference_frames)} reference frames")
-    if len(test_frames) < 2:
-        raise ValueError("warp_error needs at least 2 frames")
-    if test_frames[0].shape != reference_frames[0].shape:
-        raise ValueError(f"test frames are {test_frames[0].shape}, reference frames {reference_frames[0].shape}")
+    return warp_errors([test_frames], reference_frames)[0]
+
+
+def warp_errors(tests: list[list[np.ndarray]], reference_frames: list[np.ndarray]) -> list[float]:
+    """warp_error of several test sequences along the same reference, computing each reference flow once (at
+    1080p the two flows of a pair cost far more than the warps)."""
+    for test_frames in tests:
+        if len(test_frames) != len(reference_frames):
+            raise ValueError(f"{len(test_frames)} test frames but {len(reference_frames)} reference frames")
+        if len(test_frames) < 2:
+            raise ValueError("warp_error needs at least 2 frames")
+        if test_frames[0].shape != reference_frames[0].shape:
+            raise ValueError(f"test frames are {test_frames[0].shape}, reference frames {reference_frames[0].shape}")
     dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
-    prev_luma, prev_ab = image_to_luma(reference_frames[0]), _ab(test_frames[0])
-    errors = []
-    for test, reference in zip(test_frames[1:], reference_frames[1:]):
-        cur_luma, cur_ab = image_to_luma(reference), _ab(test)
+    prev_luma = image_to_luma(reference_frames[0])
+    prev_ab = [_ab(test_frames[0]) for test_frames in tests]
+    errors: list[list[float]] = [[] for _ in tests]
+    for t in range(1, len(reference_frames)):
+        cur_luma = image_to_luma(reference_frames[t])
+        cur_ab = [_ab(test_frames[t]) for test_frames in tests]
         map_x, map_y, visible = _visible_warp(prev_luma, cur_luma, dis)
         if visible.any():
-            warped = cv2.remap(prev_ab, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-            errors.append(float(((cur_ab - warped) ** 2).sum(-1)[visible].mean()))
+            for k in range(len(tests)):
+                warped = cv2.remap(prev_ab[k], map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+                errors[k].append(float(((cur_ab[k] - warped) ** 2).sum(-1)[visible].mean()))
         prev_luma, prev_ab = cur_luma, cur_ab
-    return float(np.mean(errors)) if errors else float("nan")
+    return [float(np.mean(e)) if e else float("nan") for e in errors]
 
 
 def jensen_shannon(p: np.ndarray, q: np.ndarray) -> float:
