@@ -204,3 +204,18 @@ def test_a_folder_with_two_hint_files_for_one_input_is_refused(cli, hinted_check
     cv2.imwrite(str(folder / "in.png"), np.zeros((48, 64, 4), np.uint8))
     message = cli.error(hinted_image(cli, hinted_checkpoint, src, "-o", tmp_path / "out.png", "--hints", folder))
     assert "in.json" in message and "in.png" in message
+
+
+def test_weights_that_do_not_fit_the_network_are_one_line(cli, hinted_checkpoint, tmp_path):
+    """A checkpoint from another version of the hint path (a tensor missing) is refused with one line."""
+    import torch
+
+    from vidcolor.weights import read_checkpoint
+
+    checkpoint = read_checkpoint(hinted_checkpoint)
+    del checkpoint["state_dict"]["hint_gate.weight"]
+    old = tmp_path / "old.pt"
+    torch.save(checkpoint, old)
+    src = write_image(tmp_path / "in.png", still())
+    message = cli.error(hinted_image(cli, old, src, "-o", tmp_path / "out.png"))
+    assert "does not fit" in message and str(old) in message

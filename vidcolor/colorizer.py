@@ -221,7 +221,8 @@ class Colorizer:
         luma = np.ascontiguousarray(luma, dtype=np.float32)
         if hints is not None:
             if not self.takes_hints:
-                raise WeightsError(f"weights {self.weights!r} take no colour hints; use weights that do (default)")
+                raise WeightsError(f"weights {self.weights!r} take no colour hints; "
+                                   "use weights that take hints, such as default")
             hinted = hints[:, 2].reshape(len(hints), -1).max(axis=1) > 0
             if not hinted.any():
                 hints = None

@@ -115,7 +115,12 @@ def load_model(name_or_path: str) -> tuple[torch.nn.Module, ModelConfig, dict]:
     config = ModelConfig.from_dict(checkpoint["config"])
     model = build_model(config)
     state = {k: v.float() if v.is_floating_point() else v for k, v in checkpoint["state_dict"].items()}
-    model.load_state_dict(state)
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:  # tensors missing or of another shape: made by another version of the network
+        first = str(exc).splitlines()[0] if str(exc) else "tensors do not match"
+        raise WeightsError(f"{path} does not fit the {config.arch} network this vidcolor builds ({first}); "
+                           "use weights made by this version") from None
     model.eval()
     metadata = dict(checkpoint.get("metadata", {}))
     metadata.setdefault("file", str(path))
