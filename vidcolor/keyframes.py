@@ -22,11 +22,11 @@ network's half-working-size chroma could not give back.
 Two passes, bounded memory. Colour carried forward needs only the previous frame, so it is carried while the video
 is colorized. Colour carried backward needs the frames before a keyframe in reverse order: a first pass decodes the
 video once more and keeps only small luma, at most MAX_CARRY_FRAMES frames of it in a ring (at most
-MAX_CARRY_FRAMES x 360 x 640 bytes: 104 MB for HD and larger, 26 MB for 320-line video), and on reaching each
+MAX_CARRY_FRAMES x 360 x 640 bytes: 104 MB for HD and larger, 82 MB for 568x320 video), and on reaching each
 keyframe carries its colour back through the ring, writing each frame's backward colour and trust (8 bits each,
-compressed) to a cache folder beside the output, removed at the end: some 50-300 kB per frame that precedes a
-keyframe in its shot (none when, as `vidcolor frames --every-shot` suggests, each shot's keyframe is its first
-frame). The first pass also finds the scene cuts and checks the keyframe indices against the video's length, so a
+zlib-compressed: at most 691 kB before compression at 640x360) to a cache folder beside the output, removed at the
+end. Only frames that precede a keyframe in its shot are cached (none when, as `vidcolor frames --every-shot`
+suggests, each shot's keyframe is its first frame). The first pass also finds the scene cuts and checks the keyframe indices against the video's length, so a
 keyframe past the end is refused before anything is written.
 """
 from __future__ import annotations
