@@ -58,9 +58,11 @@ MAX_CARRY_FRAMES = 450
 # The carry's resolution: short side in lines (never more than the frame's). The output's chroma planes of HD video
 # have 540 lines; colour detail finer than 360 lines is rare, and the ring above grows with the square of this.
 CARRY_SHORT_SIDE = 360
-# Flow for the carry: DIS's FAST preset (13 ms per flow at 640x360 on the 2-core Xeon, 3x ULTRAFAST): errors add up
-# over a carry of many frames, where the smoother only ever warps one frame.
-CARRY_FLOW_PRESET = cv2.DISOPTICAL_FLOW_PRESET_FAST
+# Flow for the carry: DIS's MEDIUM preset. Errors add up over a carry of many frames (the smoother only ever warps
+# one): on the virtual clips (pans and zooms, one keyframe per 60 frames) MEDIUM scored 0.6 dB more than FAST
+# (zooms 0.4 and 2.9 dB more), on the real clips 0.1 dB, for 17 against 12 ms per flow at 568x320 and about
+# 3 times FAST's cost at 640x360, on the 2-core Xeon (two flows per frame and direction).
+CARRY_FLOW_PRESET = cv2.DISOPTICAL_FLOW_PRESET_MEDIUM
 # The share of MAX_CARRY_FRAMES over which the carried colour's trust fades to 0, so automatic colour takes over
 # gradually instead of at one frame.
 FADE_SHARE = 0.25
@@ -81,8 +83,7 @@ MIN_TRUST = 0.02
 REACHED_TRUST = 0.25
 # Flow at a frame's edge often points a little outside it where nothing left; counted as leaving the frame, the
 # carry would lose a band along the edges that grows frame after frame. On motion.mov (60 frames, one keyframe)
-# 0, 2, 4 and 8 pixels of margin gave 44.9, 45.4, 45.9 and 46.1 dB; DIS MEDIUM instead of FAST added 0.1 dB for
-# three times the flow's cost.
+# 0, 2, 4 and 8 pixels of margin gave 44.9, 45.4, 45.9 and 46.1 dB (with the FAST preset).
 CARRY_EDGE_MARGIN_PX = 8.0
 
 
