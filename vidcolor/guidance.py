@@ -5,7 +5,7 @@ A Hints value holds, in the pixel coordinates of the full-resolution picture:
   chroma   a dense Cb/Cr map (2 x h x w, any size with the picture's aspect ratio) with its
   mask     trust (h x w, 0 none .. 1 full): strokes painted on a transparent layer, a coloured keyframe, or keyframe
            colour carried along the motion (where the trust falls as the carry gets less certain)
-  exact    True for colours a user chose: the output must show them at those pixels (Colorizer checks it with
+  exact    True for colours a user chose: the output must show them at those pixels (the Colorizer sees to it with
            enforce()); False for carried colour, which is a strong suggestion the network may correct.
 Only the hints' chroma is used: the picture keeps its own luma.
 
