@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import replace
 
 import cv2
 import numpy as np
 import pytest
-import torch
 from click.testing import CliRunner
 
 from train import evaluate
@@ -17,19 +15,9 @@ from train.hints import EVAL_PATCH_PX, inverse_distance_chroma, sample_points
 from vidcolor import color
 from vidcolor.colorizer import load_colorizer
 from vidcolor.guidance import ColorPoint, Hints
-from vidcolor.model import build_model, default_config
-from vidcolor.weights import save_checkpoint
 
 SIZE_PX = 64  # working short side, as conftest's TEST_SIZE
 
-
-@pytest.fixture(scope="module")
-def hinted_checkpoint(tmp_path_factory):
-    torch.manual_seed(0)
-    config = replace(default_config("effnet-unet"), hints=True)
-    path = tmp_path_factory.mktemp("weights") / "random-hinted.pt"
-    save_checkpoint(path, build_model(config), config)
-    return path
 
 
 def colour_image(seed: int, height: int = 48, width: int = 64) -> np.ndarray:

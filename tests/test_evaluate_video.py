@@ -251,16 +251,6 @@ def test_keyframe_table_has_the_issue_columns():
     assert mean.startswith("mean")
 
 
-@pytest.fixture(scope="module")
-def hinted_checkpoint(tmp_path_factory):
-    from dataclasses import replace
-
-    torch.manual_seed(0)
-    config = replace(default_config("effnet-unet"), hints=True)
-    path = tmp_path_factory.mktemp("weights") / "random-hinted.pt"
-    save_checkpoint(path, build_model(config), config)
-    return path
-
 
 def test_keyframe_evaluation_runs_vidcolor_with_the_true_keyframes(tmp_path, hinted_checkpoint):
     clip = make_clip(tmp_path / "colour.mp4", frames=11, width=64, height=48, colour=True)
