@@ -477,12 +477,19 @@ COLUMNS = [  # (header, key, format)
 
 
 def format_table(entries: list[dict], label_key: str) -> str:
-    label_width = max([len(label_key)] + [len(str(e[label_key])) for e in entries]) + 2
-    widths = [max([len(h)] + [len(f.format(e[k])) for e in entries if k in e]) for h, k, f in COLUMNS]
-    lines = [f"{label_key:<{label_width}}" + " ".join(f"{h:>{w}}" for (h, _, _), w in zip(COLUMNS, widths))]
+    return format_columns(entries, COLUMNS, label_key, label_key, " ")
+
+
+def format_columns(entries: list[dict], columns, label_key: str, label_header: str, separator: str) -> str:
+    """A text table: a label column (entry[label_key], headed label_header), then one right-aligned column per
+    (header, key, format) in columns, "-" where an entry has no such key."""
+    label_width = max([len(label_header)] + [len(str(e[label_key])) for e in entries]) + 2
+    widths = [max([len(h)] + [len(f.format(e[k])) for e in entries if k in e]) for h, k, f in columns]
+    lines = [f"{label_header:<{label_width}}" + separator.join(f"{h:>{w}}" for (h, _, _), w in zip(columns, widths))]
     for entry in entries:
-        cells = [f.format(entry[k]) if k in entry else "-" for _, k, f in COLUMNS]
-        lines.append(f"{str(entry[label_key]):<{label_width}}" + " ".join(f"{c:>{w}}" for c, w in zip(cells, widths)))
+        cells = [f.format(entry[k]) if k in entry else "-" for _, k, f in columns]
+        lines.append(f"{str(entry[label_key]):<{label_width}}"
+                     + separator.join(f"{c:>{w}}" for c, w in zip(cells, widths)))
     return "\n".join(lines)
 
 
@@ -714,13 +721,7 @@ KEYFRAME_COLUMNS = [  # (header, key, format)
 def format_keyframe_table(entries: list[dict]) -> str:
     """clip, mode, then PSNR (dB) of gray, the flow-warp baseline and vidcolor, vidcolor's gain, the warp-error
     ratios, SSIM and the colourfulness ratios (output / reference), over frames that are not keyframes."""
-    label_width = max([len("clip")] + [len(str(e["video"])) for e in entries]) + 2
-    widths = [max([len(h)] + [len(f.format(e[k])) for e in entries if k in e]) for h, k, f in KEYFRAME_COLUMNS]
-    lines = [f"{'clip':<{label_width}}" + "  ".join(f"{h:>{w}}" for (h, _, _), w in zip(KEYFRAME_COLUMNS, widths))]
-    for entry in entries:
-        cells = [f.format(entry[k]) if k in entry else "-" for _, k, f in KEYFRAME_COLUMNS]
-        lines.append(f"{str(entry['video']):<{label_width}}" + "  ".join(f"{c:>{w}}" for c, w in zip(cells, widths)))
-    return "\n".join(lines)
+    return format_columns(entries, KEYFRAME_COLUMNS, "video", "clip", "  ")
 
 
 def evaluate_keyframe_videos(colorizer: Colorizer, videos: list[Path], every: int, modes: tuple[str, ...],
