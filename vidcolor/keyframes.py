@@ -103,11 +103,8 @@ def carry_step(carry: Carry, flow, prev: np.ndarray, cur: np.ndarray) -> Carry |
     """carry (on frame prev) moved to frame cur; None once nothing in it can be trusted or it has gone too far."""
     if carry.steps + 1 >= MAX_CARRY_FRAMES:
         return None
-    trust, map_x, map_y = warp_trust(flow, prev, cur, None, CARRY_FB_ERROR_PX, CARRY_LUMA_ERROR_LEVELS,
-                                     fb_floor=REACHED_TRUST, edge_margin_px=CARRY_EDGE_MARGIN_PX)
-    h, w = cur.shape
-    m = CARRY_EDGE_MARGIN_PX
-    inside = (map_x >= -m) & (map_x <= w - 1 + m) & (map_y >= -m) & (map_y <= h - 1 + m)
+    trust, map_x, map_y, inside = warp_trust(flow, prev, cur, None, CARRY_FB_ERROR_PX, CARRY_LUMA_ERROR_LEVELS,
+                                             fb_floor=REACHED_TRUST, edge_margin_px=CARRY_EDGE_MARGIN_PX)
     moved = warp(np.concatenate([carry.chroma, carry.trust[None]]), map_x, map_y)
     # The least trust met on the way, not the product: a pixel whose flow was a little unsure at every frame (a
     # plain wall, where any flow fits) keeps its colour, one that went through an occlusion loses it for good.

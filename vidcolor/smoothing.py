@@ -158,7 +158,8 @@ class ChromaSmoother:
         if self._grid is None or self._grid[0].shape != (h, w):
             self._grid = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
         self._dis_used = True
-        return warp_trust(self._dis, self._prev_luma, cur, self._grid)
+        trust, map_x, map_y, _ = warp_trust(self._dis, self._prev_luma, cur, self._grid)
+        return trust, map_x, map_y
 
     def anchor(self, luma: np.ndarray, chroma: np.ndarray) -> None:
         """Take chroma as this frame's final colour (a colour keyframe): the next frames are smoothed towards it.
@@ -182,9 +183,11 @@ def new_flow(preset: int = DIS_PRESET, finest_scale: int | None = DIS_FINEST_SCA
 def warp_trust(dis: cv2.DISOpticalFlow, prev: np.ndarray, cur: np.ndarray,
                grid: tuple[np.ndarray, np.ndarray] | None = None, fb_error_px: tuple[float, float] = FB_ERROR_PX,
                luma_error_levels: tuple[float, float] = LUMA_ERROR_LEVELS,
-               fb_floor: float = 0.0, edge_margin_px: float = 0.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+               fb_floor: float = 0.0, edge_margin_px: float = 0.0
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """How to carry anything from frame prev to frame cur (uint8 luma of one size) along the motion, and how far
-    that can be trusted: (trust h x w float32 in [0, 1], map_x, map_y) for cv2.remap of prev-frame planes.
+    that can be trusted: (trust h x w float32 in [0, 1], map_x, map_y for cv2.remap of prev-frame planes, inside:
+    where the warp stays within the previous frame).
 
     Trust falls where forward and backward flow disagree (fb_error_px, pixels: full trust below the first value,
     none above the second), and where the warped previous luma differs locally from the current one
@@ -209,7 +212,7 @@ def warp_trust(dis: cv2.DISOpticalFlow, prev: np.ndarray, cur: np.ndarray,
     luma_error = np.abs(diff - (diff[inside].mean() if inside.any() else 0.0))
 
     trust = np.maximum(_ramp_down(fb_error, *fb_error_px), fb_floor) * _ramp_down(luma_error, *luma_error_levels) * inside
-    return trust.astype(np.float32), map_x, map_y
+    return trust.astype(np.float32), map_x, map_y, inside
 
 
 def warp(planes: np.ndarray, map_x: np.ndarray, map_y: np.ndarray) -> np.ndarray:
