@@ -308,7 +308,7 @@ class Colorizer:
         chroma, planes, small = self._predict_still(luma, size, hints)
         full = np.stack([resize_plane(c, height, width) for c in chroma])
         if planes is not None:
-            hints.enforce(full, chroma, small, quick)
+            hints.enforce(full, chroma, small, quick, planes[0])
         return full
 
     def colorize_into(self, luma: np.ndarray, out: np.ndarray, size: int = DEFAULT_SIZE,

@@ -3,15 +3,14 @@
 A Hints value holds, in the pixel coordinates of the full-resolution picture:
   points   colour points (x, y, radius, Cb, Cr): clicks in the studio, or a hint JSON file
   chroma   a dense Cb/Cr map (2 x h x w, any size with the picture's aspect ratio) with its
-  mask     trust (h x w, 0 none .. 1 full): strokes painted on a transparent layer, a coloured keyframe, or keyframe
-           colour carried along the motion (where the trust falls as the carry gets less certain)
-  exact    True for colours a user chose: the output must show them at those pixels (the Colorizer sees to it with
-           enforce()); False for carried colour, which is a strong suggestion the network may correct.
+  mask     (h x w, 0 none .. 1 full): strokes painted on a transparent layer (their alpha), or a coloured keyframe
+These are colours a user chose: the output shows them at those pixels (the Colorizer sees to it with enforce()).
+Colour carried from keyframes through a video reaches the network as hint planes directly (vidcolor/keyframes.py).
 Only the hints' chroma is used: the picture keeps its own luma.
 
 The network sees hints at its working size as HINT_CHANNELS planes (vidcolor/model.py): Cb and Cr times
 CHROMA_SCALE, zero where there is no hint, and the mask. to_network() rasterises them; enforce() then makes the
-full-resolution chroma match exact hints where they were given, and follow them smoothly nearby.
+full-resolution chroma match the hints where they were given, and follow them smoothly nearby.
 """
 from __future__ import annotations
 
@@ -29,7 +28,7 @@ from .errors import InputError
 from .image_io import read_image
 
 DEFAULT_POINT_RADIUS_PX = 2.0
-# enforce(): the difference between each exact hint and the network's colour there is spread over the picture along
+# enforce(): the difference between each hint and the network's colour there is spread over the picture along
 # its own edges, by the smoothest correction on a graph of neighbouring working-size pixels whose links weaken
 # where the luma changes (colorization by optimization, Levin, Lischinski and Weiss 2004, here applied to what the
 # network got wrong rather than to gray). Chosen on 16 training images (not val) with the shipped network: on
@@ -55,7 +54,6 @@ class Hints:
     points: tuple[ColorPoint, ...] = ()
     chroma: np.ndarray | None = field(default=None, repr=False)  # 2 x h x w float32 in [-0.5, 0.5]
     mask: np.ndarray | None = field(default=None, repr=False)  # h x w float32 in [0, 1]
-    exact: bool = True
 
     def __post_init__(self):
         if (self.chroma is None) != (self.mask is None):
@@ -67,11 +65,11 @@ class Hints:
         return not self.points and (self.mask is None or not np.any(self.mask > 0))
 
     @staticmethod
-    def from_rgb(rgb: np.ndarray, alpha: np.ndarray | None = None, exact: bool = True) -> "Hints":
+    def from_rgb(rgb: np.ndarray, alpha: np.ndarray | None = None) -> "Hints":
         """Dense hints from a colour picture (uint8 H x W x 3): every pixel with alpha > 0 (all, without alpha)."""
         chroma = rgb_to_chroma(rgb)
         mask = np.ones(rgb.shape[:2], np.float32) if alpha is None else (alpha.astype(np.float32) / 255.0)
-        return Hints(chroma=chroma * (mask > 0), mask=mask, exact=exact)
+        return Hints(chroma=chroma * (mask > 0), mask=mask)
 
     # -----------------------------------------------------------------------------------------------------------
     def to_network(self, height: int, width: int, work_h: int, work_w: int) -> np.ndarray:
@@ -79,11 +77,9 @@ class Hints:
         work_h x work_w. A hint smaller than a working pixel still fills the pixel it falls in."""
         planes = np.zeros((3, work_h, work_w), np.float32)
         if self.mask is not None:
-            mask = cv2.resize(self.mask, (work_w, work_h), interpolation=cv2.INTER_AREA)
             weighted = [cv2.resize(c * self.mask, (work_w, work_h), interpolation=cv2.INTER_AREA) for c in self.chroma]
-            if self.exact:
-                # A thin stroke covers only part of a working pixel; the user's stroke is meant in full.
-                mask = _spread_thin(self.mask, work_h, work_w)
+            # A thin stroke covers only part of a working pixel; the user's stroke is meant in full.
+            mask = _spread_thin(self.mask, work_h, work_w)
             area = cv2.resize(self.mask, (work_w, work_h), interpolation=cv2.INTER_AREA)
             inside = area > 1e-6
             for c in range(2):
@@ -107,8 +103,8 @@ class Hints:
         return planes
 
     def enforce(self, chroma: np.ndarray, small: np.ndarray | None = None,
-                luma: np.ndarray | None = None, quick: bool = False) -> np.ndarray:
-        """Full-resolution chroma (2 x H x W, float32, changed in place and returned) made to match exact hints.
+                luma: np.ndarray | None = None, quick: bool = False, planes: np.ndarray | None = None) -> np.ndarray:
+        """Full-resolution chroma (2 x H x W, float32, changed in place and returned) made to match the hints.
 
         small, the network's chroma at its own size (2 x h x w), and luma, the working-size luma (float in [0, 1])
         it saw, give the correction around the hints: the difference between each hint and the prediction there,
@@ -117,16 +113,17 @@ class Hints:
         (strokes blended by their alpha, as painted). quick: solve at the network's output size instead of the
         working size, 8x faster (0.2 s instead of 1.5 s at 256 x 384 on the 2-core Xeon) and a little less exact
         along edges (on the training images used to choose the settings, 0 dB at 5 points, -0.3 dB at 20): for
-        interactive previews.
+        interactive previews. planes: to_network()'s planes at luma's size, if the caller has them already.
         """
-        if not self.exact or self.is_empty():
+        if self.is_empty():
             return chroma
         height, width = chroma.shape[1:]
         if small is not None and luma is not None:
             if quick:
                 luma = cv2.resize(luma, (small.shape[2], small.shape[1]), interpolation=cv2.INTER_AREA)
             h, w = luma.shape
-            target = self.to_network(height, width, h, w)
+            reuse = planes is not None and planes.shape[1:] == (h, w)
+            target = planes if reuse else self.to_network(height, width, h, w)
             base = np.stack([cv2.resize(c, (w, h), interpolation=cv2.INTER_LINEAR) for c in small])
             correction = edge_aware_spread(luma, target[:2] / color.CHROMA_SCALE - base, target[2])
             for c in range(2):
@@ -178,7 +175,8 @@ def edge_aware_spread(luma: np.ndarray, target: np.ndarray, mask: np.ndarray) ->
     held = HINT_WEIGHT * mask.astype(np.float64).ravel()
     system = scipy.sparse.diags(np.asarray(links.sum(axis=1)).ravel() + held + DECAY) - links
     solve = scipy.sparse.linalg.factorized(system.tocsc())
-    return np.stack([solve(held * plane.astype(np.float64).ravel()).reshape(h, w) for plane in target]).astype(np.float32)
+    planes = [solve(held * plane.astype(np.float64).ravel()).reshape(h, w) for plane in target]
+    return np.stack(planes).astype(np.float32)
 
 
 def _spread_thin(mask: np.ndarray, work_h: int, work_w: int) -> np.ndarray:
@@ -370,7 +368,7 @@ def list_keyframes(folder: str | os.PathLike) -> dict[int, Path]:
 
 
 def read_keyframe(path: Path, width: int, height: int) -> Hints:
-    """A keyframe file as hints for a width x height frame: a coloured frame as dense exact hints (its chroma at its
+    """A keyframe file as hints for a width x height frame: a coloured frame as dense hints (its chroma at its
     own size), or JSON points."""
     if path.suffix.lower() == ".json":
         return Hints(points=read_points(path, width, height))
