@@ -141,6 +141,21 @@ def test_init_starts_from_given_weights(tmp_path):
             log=lambda msg: None)
 
 
+def test_init_from_weights_with_a_hint_path(tmp_path, hinted_checkpoint):
+    """--init from weights that take hints (as the bundled default does): without --hints the automatic path is
+    fine-tuned from theirs; with --hints the hint path continues from theirs."""
+    start = read_checkpoint(hinted_checkpoint)["state_dict"]
+    fit(small_config(tmp_path / "a", steps=2, init=str(hinted_checkpoint), encoder_lr_scale=0.0), log=lambda msg: None)
+    plain = read_checkpoint(tmp_path / "a" / "run" / "last.pt")["state_dict"]
+    assert not any(k.startswith("hint_") for k in plain)
+    for key in (k for k in plain if k.startswith("encoder.") and "num_batches" not in k):
+        assert torch.equal(plain[key], start[key]), key
+    fit(small_config(tmp_path / "b", steps=2, init=str(hinted_checkpoint), hints=True), log=lambda msg: None)
+    hinted = read_checkpoint(tmp_path / "b" / "run" / "last.pt")["state_dict"]
+    assert torch.equal(hinted["decoder.0.mix.0.weight"], start["decoder.0.mix.0.weight"])  # automatic path frozen
+    assert set(hinted) == set(start)
+
+
 def test_weight_average_is_saved_and_resumes_exactly(tmp_path):
     fit(small_config(tmp_path / "a", ema=0.9), log=lambda msg: None)
     fit(small_config(tmp_path / "b", ema=0.9, stop_after=1), log=lambda msg: None)

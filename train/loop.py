@@ -126,16 +126,17 @@ def load_initial_weights(model: torch.nn.Module, arch: str, name_or_path: str) -
         raise SystemExit(f"--init: {name_or_path} holds a {config.arch} network, not {arch}")
     # A bundled file's chroma_gain is not carried over: training fits the raw chroma, and export calibrates again
     # (except for the hint path's training, which keeps the automatic path and its gain as they are).
-    if getattr(model, "has_hints", False):
-        state = {k: v for k, v in start.state_dict().items() if not k.startswith("hint_")}
-        missing = model.load_state_dict(state, strict=False).missing_keys
-        if not config.hints:  # a plain network: its decoder is where the hint decoder starts
-            model.copy_decoder_to_hint_path()
-        else:
-            model.load_state_dict(start.state_dict())
-        del missing
-    else:
-        model.load_state_dict(start.state_dict())
+    state = start.state_dict()
+    if getattr(model, "has_hints", False) and not config.hints:
+        # A plain network into one with a hint path: its decoder is where the hint decoder starts.
+        model.load_state_dict(state, strict=False)
+        model.copy_decoder_to_hint_path()
+        return config
+    if config.hints and not getattr(model, "has_hints", False):
+        # Fine-tuning the automatic path of weights that also take hints (the bundled default): their hint path
+        # is left out of this run.
+        state = {k: v for k, v in state.items() if not k.startswith("hint_")}
+    model.load_state_dict(state)
     return config
 
 
