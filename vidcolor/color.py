@@ -81,6 +81,14 @@ def limited_to_full_luma(y_limited: np.ndarray) -> np.ndarray:
     return np.clip((y_limited.astype(np.float32) - LIMITED_LUMA_OFFSET) / LIMITED_LUMA_SPAN, 0.0, 1.0)
 
 
+def full_range_luma(luma: np.ndarray, full_range: bool) -> np.ndarray:
+    """A video frame's uint8 luma plane (limited or full range) as full-range uint8: what a still image is, what the
+    network sees, and what a gray picture of the frame shows."""
+    if full_range:
+        return luma
+    return np.rint(limited_to_full_luma(luma) * 255.0).astype(np.uint8)
+
+
 def chroma_to_plane(c: np.ndarray, limited: bool) -> np.ndarray:
     """Chroma in [-0.5, 0.5] -> uint8 Cb or Cr plane, limited (16..240) or full (0..255) range."""
     span = LIMITED_CHROMA_SPAN if limited else 255.0

@@ -79,9 +79,7 @@ def shot_starts(src, progress: bool = False) -> list[int]:
 
 def display_gray(luma: np.ndarray, full_range: bool) -> np.ndarray:
     """A frame's uint8 luma plane (H x W, in the video's range) -> the uint8 RGB H x W x 3 gray picture of it."""
-    if not full_range:
-        luma = np.rint(color.limited_to_full_luma(luma) * 255.0).astype(np.uint8)
-    return np.repeat(luma[..., None], 3, axis=2)
+    return np.repeat(color.full_range_luma(luma, full_range)[..., None], 3, axis=2)
 
 
 def export_frames(src, folder, *, at=None, every: int | None = None, every_shot: bool = False,

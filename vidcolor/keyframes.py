@@ -160,13 +160,6 @@ def blend_carried(smoothed: np.ndarray, carried: np.ndarray, height: int, width:
     return np.stack([at_size(smoothed[c]) + trust * (at_size(carried[c]) - at_size(smoothed[c])) for c in (0, 1)])
 
 
-def full_range_luma(luma: np.ndarray, full_range: bool) -> np.ndarray:
-    """A frame's uint8 luma plane as full-range uint8 (what a still image, and the network's input, use)."""
-    if full_range:
-        return luma
-    return np.clip(np.rint(color.limited_to_full_luma(luma) * 255.0), 0, 255).astype(np.uint8)
-
-
 class KeyframeGuide:
     """Hints for every frame of one video from a keyframes folder. Use: check (at once, no network needed), then
     prepare() (the first pass), then hints() once per frame in order, keyframe_chroma() on keyframe frames."""
@@ -273,7 +266,7 @@ class KeyframeGuide:
         """The keyframe's chroma (2 x h x w float32): a coloured frame's own, at its own size; for points, the
         network's colouring of this frame with those points, at the frame's size."""
         if index in self.points:
-            return colorizer.colorize_luma(full_range_luma(luma, self.full_range), size, self.points[index])
+            return colorizer.colorize_luma(color.full_range_luma(luma, self.full_range), size, self.points[index])
         return read_keyframe(self.files[index], self.width, self.height).chroma
 
     # -----------------------------------------------------------------------------------------------------------

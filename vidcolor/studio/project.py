@@ -330,10 +330,7 @@ class FrameIndex:
                     break
         if frame is None:
             raise InputError(f"input {self.reader.path}: frame {index} cannot be decoded")
-        luma = self.reader.frame_luma(frame)
-        if not self.info.full_range:
-            luma = np.rint(color.limited_to_full_luma(luma) * 255.0).astype(np.uint8)
-        return luma
+        return color.full_range_luma(self.reader.frame_luma(frame), self.info.full_range)
 
     def close(self) -> None:
         self.reader.close()
