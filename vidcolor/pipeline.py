@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import os
 import queue
+import shutil
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -26,6 +28,7 @@ from .errors import InputError, OutputError, VidcolorError
 from .files import as_output_error as _as_output_error, check_output, partial_path, place_output, remove_quietly
 from .image_io import (ALPHA_SUFFIXES, DEEP_SUFFIXES, IMAGE_SUFFIXES, read_picture, to_uint8,
                        write_image_atomic)
+from .keyframes import KeyframeGuide, blend_carried, network_hints
 from .video_io import EncoderSettings, VideoReader, VideoWriter, check_video_output
 
 DEFAULT_BATCH_SIZE = 8
@@ -109,8 +112,6 @@ def predict_chroma(colorizer: Colorizer, small: np.ndarray, full_range: bool, hi
 def attach_guidance(item, number: int, guide, work_h: int, work_w: int) -> None:
     """Give a decoded frame (in decode order) its number in presentation order, as keyframes are named, and the
     colour carried to it from keyframes: as the network's hints and for the output (vidcolor/keyframes.py)."""
-    from .keyframes import network_hints
-
     item.number = number
     item.carried = guide.carried(number, item.luma) if guide is not None else None
     item.hints = None if item.carried is None else network_hints(item.carried, work_h, work_w)
@@ -130,9 +131,7 @@ def guided_chroma(item, predicted: np.ndarray, guide, smoother, colorizer: Color
         return cb, cr
     smoothed = smoother.smooth(item.small, predicted)
     t2 = time.perf_counter()
-    if getattr(item, "carried", None) is not None:
-        from .keyframes import blend_carried
-
+    if item.carried is not None:
         full = blend_carried(smoothed, item.carried, chroma_h, chroma_w)
         planes = color.chroma_to_plane(full[0], limited), color.chroma_to_plane(full[1], limited)
     else:
@@ -148,12 +147,8 @@ def open_keyframe_guide(src: Path, dst: Path, colorizer: Colorizer, options: Vid
     """(KeyframeGuide after its first pass, its cache folder) for options.keyframes, or (None, None)."""
     if options.keyframes is None:
         return None, None
-    import shutil
-    import tempfile
-
     from tqdm import tqdm
 
-    from .keyframes import KeyframeGuide
 
     cache = Path(tempfile.mkdtemp(prefix=f".{dst.name}.vidcolor-keyframes-", dir=dst.parent))
     try:
@@ -209,8 +204,6 @@ def check_video_job(src, dst, options: VideoOptions = VideoOptions()) -> None:
     with VideoReader(src, with_audio=options.audio) as reader:
         check_video_output(partial_path(dst), reader.info, options.encoder)
         if options.keyframes is not None:
-            from .keyframes import KeyframeGuide
-
             # Parses and checks every keyframe file (names, JSON, colours, points inside the frame, aspect ratio).
             KeyframeGuide(options.keyframes, reader.info.width, reader.info.height, reader.info.full_range, (2, 2))
 
@@ -385,8 +378,6 @@ def colorize_video(src, dst, colorizer: Colorizer, options: VideoOptions = Video
         progress.close()
         reader.close()
         if guide_cache is not None:
-            import shutil
-
             shutil.rmtree(guide_cache, ignore_errors=True)
 
     seconds = time.perf_counter() - start
