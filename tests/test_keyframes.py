@@ -214,3 +214,51 @@ def test_backward_carry_is_bounded(monkeypatch, gray_clip, tmp_path):
         guide.prepare((item for kind, item in reader if kind == "video"), None, 64)
     assert sorted(guide._backward) == [7, 8, 9]  # 3 steps back from frame 10, then the carry ends
     assert guide.frames == FRAMES
+
+
+def test_exact_edge_aware_spread_keeps_the_known_and_stops_at_edges():
+    """guidance.edge_aware_spread(exact=True): known pixels keep their value, unknown ones on the same surface take
+    it, and a strong luma edge stops it (beyond, the spread decays to 0)."""
+    from vidcolor.guidance import edge_aware_spread
+
+    luma = np.full((20, 30), 0.3, np.float32)
+    luma[:, 20:] = 0.9  # a strong edge at column 20
+    target = np.zeros((1, 20, 30), np.float32)
+    target[0, :, :5] = 0.2
+    known = np.zeros((20, 30), np.float32)
+    known[:, :5] = 1.0
+    out = edge_aware_spread(luma, target, known, exact=True)
+    assert np.array_equal(out[0, :, :5], target[0, :, :5])
+    assert np.abs(out[0, :, 5:20] - 0.2).max() < 0.01  # the same surface: the known value
+    assert np.abs(out[0, :, 21:]).max() < 0.01  # behind the edge: nothing
+
+
+def test_content_entering_a_pan_takes_the_carried_colour_of_its_surface():
+    """A carry step over a fast pan: the band that entered the frame is new to the carry. Where it continues a
+    reached surface it takes that surface's carried colour with the trust of carried colour; where a strong edge
+    separates it from every reached pixel it gets no trust (the network colours it)."""
+    from vidcolor.keyframes import CARRY_EDGE_MARGIN_PX, fill_entering, REACHED_TRUST, Carry, carry_step, new_carry_flow
+
+    height, width, step, bright = 64, 128, 30, 6
+    rng = np.random.default_rng(3)
+    scene = cv2.GaussianBlur(rng.uniform(60, 180, (height, width + step)).astype(np.float32), (0, 0), 2.0)
+    scene[:, width + step - bright:] = 250  # a bright, flat object that only the later frame shows
+    prev = np.clip(scene[:, :width], 0, 255).astype(np.uint8)
+    cur = np.clip(scene[:, step:], 0, 255).astype(np.uint8)  # the camera moved right by step pixels
+    chroma = np.zeros((2, height, width), np.float32)
+    chroma[1] = 0.2  # reddish everywhere the keyframe saw
+    carry = carry_step(Carry(chroma, np.ones((height, width), np.float32), 0), new_carry_flow(), prev, cur)
+    assert carry is not None
+    assert np.abs(carry.chroma[1][:, :width - step - 8] - 0.2).max() < 0.02  # content both frames show
+    # Entered from outside the frame (past the edge margin the carry allows): textured surface continuing the
+    # reached one ...
+    entered = slice(width - step + int(CARRY_EDGE_MARGIN_PX) + 2, width - bright - 2)
+    assert np.abs(carry.chroma[1][4:-4, entered] - 0.2).max() < 0.03
+    assert carry.trust[4:-4, entered].min() >= REACHED_TRUST * 0.9
+    # A bright object behind a strong edge, which no carry reached, is not filled (with a flat object at the frame's
+    # edge the flow itself may claim it: here the trust says what was reached).
+    trust = np.ones((height, width), np.float32)
+    trust[:, width - step:] = 0.0
+    filled_chroma, filled_trust = fill_entering(chroma.copy(), trust, cur)
+    assert np.abs(filled_chroma[1][:, width - step:width - bright - 2] - 0.2).max() < 0.03
+    assert filled_trust[:, width - bright + 1:].max() < 0.05

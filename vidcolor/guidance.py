@@ -149,7 +149,7 @@ class Hints:
         return chroma
 
 
-def edge_aware_spread(luma: np.ndarray, target: np.ndarray, mask: np.ndarray) -> np.ndarray:
+def edge_aware_spread(luma: np.ndarray, target: np.ndarray, mask: np.ndarray, exact: bool = False) -> np.ndarray:
     """The smoothest planes (C x h x w) equal to target where mask is 1, smooth where the luma (h x w, [0, 1]) is,
     free to change across its edges, and falling back to 0 far from any mask: the minimum of
         sum over neighbours r, s of w_rs (x_r - x_s)^2 + HINT_WEIGHT * sum_r mask_r (x_r - target_r)^2
@@ -172,6 +172,23 @@ def edge_aware_spread(luma: np.ndarray, target: np.ndarray, mask: np.ndarray) ->
         weights += [weight, weight]
     links = scipy.sparse.csr_matrix((np.concatenate(weights), (np.concatenate(rows), np.concatenate(cols))),
                                     shape=(n, n))
+    if exact:
+        # Pixels with mask 1 are held exactly: only the others are unknowns, with those as fixed neighbours (the
+        # limit of an infinite HINT_WEIGHT), a smaller system when most of the picture is known.
+        known = mask.ravel() >= 1.0
+        free = np.flatnonzero(~known)
+        out = np.array(target, np.float64).reshape(len(target), n)
+        out[:, free] = 0.0
+        if free.size == 0 or free.size == n:
+            return out.reshape(target.shape).astype(np.float32)
+        degree = np.asarray(links.sum(axis=1)).ravel()
+        inner = links[free][:, free]
+        border = links[free][:, np.flatnonzero(known)]
+        system = scipy.sparse.diags(degree[free] + DECAY) - inner
+        solve = scipy.sparse.linalg.factorized(system.tocsc())
+        for c in range(len(target)):
+            out[c, free] = solve(border @ out[c, known])
+        return out.reshape(target.shape).astype(np.float32)
     held = HINT_WEIGHT * mask.astype(np.float64).ravel()
     system = scipy.sparse.diags(np.asarray(links.sum(axis=1)).ravel() + held + DECAY) - links
     solve = scipy.sparse.linalg.factorized(system.tocsc())
