@@ -447,6 +447,11 @@ def _run_segment(segment: Segment, colorizer: Colorizer, on_frames, seek: bool) 
                     flush()
             if batch:
                 flush()
+            if seek and record["frames"] + record["warmup_frames"] != segment.end - segment.first + segment.warmup:
+                # Frames missing after a seek (a decoder that needs more than the keyframe): start over from the
+                # input's start rather than encode a segment that differs from a sequential decode.
+                raise SeekMissed(f"segment {segment.index}: {record['frames']} frames after a seek, "
+                                 f"{segment.end - segment.first} planned")
             writer.finish()
             writer = None
             resume.replace_durably(tmp, final)

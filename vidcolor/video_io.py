@@ -239,6 +239,27 @@ def moving_video_stream(container):
                 None)
 
 
+# Frames read_index decodes to check that decoded frames carry the packets' timestamps in presentation order:
+# several GOPs of a typical file (one keyframe every 1 to 10 s), a fraction of a second's decoding.
+PROBE_FRAMES = 64
+
+
+def _decodes_in_pts_order(path: Path, expected: list[int]) -> bool:
+    """Whether decoding path from its start gives frames whose pts are `expected`, in that order."""
+    got = []
+    try:
+        with av.open(str(path)) as container:
+            stream = moving_video_stream(container)
+            for packet in container.demux(stream):
+                for frame in packet.decode():
+                    got.append(frame.pts)
+                if len(got) >= len(expected):
+                    break
+    except av.FFmpegError:
+        return False
+    return got[:len(expected)] == expected
+
+
 def read_index(path: Path) -> VideoIndex:
     """Demux the video stream's packets of path (no decoding) into a VideoIndex. Anything that could make a seek
     give frames other than a decode from the start marks the index inexact: a packet without pts (AVI with
@@ -269,6 +290,10 @@ def read_index(path: Path) -> VideoIndex:
         return VideoIndex([], [], None, False, f"a demuxer error ({exc.__class__.__name__})")
     pts.sort()
     keyframes.sort()
+    if reason is None and not _decodes_in_pts_order(path, pts[:PROBE_FRAMES]):
+        # AVI has no presentation timestamps: FFmpeg numbers its packets in decode order, which with B-frames is
+        # not the order frames are shown in.
+        reason = "timestamps that are not the frames' presentation times"
     if len(set(pts)) != len(pts):
         reason = reason or "two frames with the same timestamp"
     if not keyframes:
