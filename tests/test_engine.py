@@ -99,3 +99,118 @@ def test_inputs_that_cannot_be_entered_exactly_are_decoded_from_the_start(tmp_pa
     got = [frame for segment in segments for frame in segment_frames(segment, seek=False) if not frame[2]]
     assert [pts for pts, *_ in got] == [pts for pts, _ in expected]
     assert all(np.array_equal(a, b) for (_, a, _), (_, b) in zip(got, expected))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# segmented runs end to end (random test network, lossless output so decoded frames are exactly what was encoded)
+
+LOSSLESS = ("--crf", 0, "--batch-size", 3)
+
+
+def assert_same_frames(expected: dict, actual: dict) -> None:
+    assert actual["pts"] == expected["pts"]
+    different = [(plane, index) for plane in "yuv"
+                 for index, (a, b) in enumerate(zip(expected[plane], actual[plane])) if not np.array_equal(a, b)]
+    assert different == [], f"planes that differ (plane, frame index): {different}"
+
+
+@pytest.fixture(scope="module")
+def open_gop_clip(tmp_path_factory) -> Path:
+    return make_gop_clip(tmp_path_factory.mktemp("gop") / "open gop.mp4", open_gop=True)
+
+
+@pytest.fixture(scope="module")
+def one_process_run(open_gop_clip, cli, tmp_path_factory) -> tuple[dict, dict]:
+    """The plan run in this process, one segment after another (--resume), and its report."""
+    folder = tmp_path_factory.mktemp("one")
+    dst = folder / "one.mp4"
+    cli.ok(cli.video(open_gop_clip, dst, "--resume", "--segment-frames", 10, *LOSSLESS, "--report",
+                     folder / "report.json"))
+    return read_video(dst), json.loads((folder / "report.json").read_text())
+
+
+def test_two_worker_processes_equal_the_one_process_run(open_gop_clip, one_process_run, cli, tmp_path):
+    expected, report = one_process_run
+    assert (report["segments"], report["segment_entry"], report["segments_decoded_from_start"]) == (4, "seek", 0)
+    assert report["warmup_frames"] == 3 * 8
+    dst = tmp_path / "jobs.mp4"
+    cli.ok(cli.video(open_gop_clip, dst, "--jobs", 2, "--segment-frames", 10, *LOSSLESS, "--report",
+                     tmp_path / "report.json"))
+    assert_same_frames(expected, read_video(dst))
+    assert json.loads((tmp_path / "report.json").read_text())["jobs"] == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["jobs.mp4", "report.json"]  # no work folder left
+
+
+def test_segmented_run_is_close_to_the_plain_run(open_gop_clip, one_process_run, cli, tmp_path):
+    """Segments start their smoother with a warm-up, not the sequential run's history: the chroma may differ a
+    little from the plain run (measured here; the README quotes it), the luma and timing not at all."""
+    expected, _ = one_process_run
+    dst = tmp_path / "plain.mp4"
+    cli.ok(cli.video(open_gop_clip, dst, *LOSSLESS))
+    plain = read_video(dst)
+    assert plain["pts"] == expected["pts"]
+    assert all(np.array_equal(a, b) for a, b in zip(plain["y"], expected["y"]))
+    difference = np.array([np.abs(a.astype(int) - b).max() for plane in "uv"
+                           for a, b in zip(plain[plane], expected[plane])])
+    print(f"chroma difference segmented vs plain: max {difference.max()}, mean of per-frame max {difference.mean():.2f}")
+    assert difference.max() <= 2
+
+
+def test_start_and_end_give_that_range_with_its_audio(cli, clip_with_audio, tmp_path):
+    from media import read_streams
+
+    full, part = tmp_path / "full.mp4", tmp_path / "part.mp4"
+    cli.ok(cli.video(clip_with_audio, full, "--crf", 0))
+    # 24 fps: frames 3 to 8 are shown from 0.125 s to 0.375 s; 00:00:00.375 is frame 9's time, left out.
+    cli.ok(cli.video(clip_with_audio, part, "--crf", 0, "--start", "0.125", "--end", "00:00:00.375",
+                     "--report", tmp_path / "report.json"))
+    a, b = read_video(full), read_video(part)
+    assert len(b["y"]) == 6
+    assert b["pts"][0] == 0.0 and b["pts"][-1] == pytest.approx(5 / 24)  # the range starts at 0 in OUT
+    assert all(np.array_equal(x, y) for x, y in zip(a["y"][3:9], b["y"]))
+    assert b["has_audio"]
+    with av.open(str(part)) as container:
+        audio = container.streams.audio[0]
+        samples = sum(frame.samples for frame in container.decode(audio))
+        rate = audio.rate
+    assert abs(samples / rate - 6 / 24) < 0.03  # the range's audio, give or take the encoder's padding
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["frames"] == 6 and report["range_s"] == [0.125, 0.375]
+
+
+def test_range_outside_the_video_is_one_line(cli, clip_with_audio, tmp_path):
+    message = cli.error(cli.video(clip_with_audio, tmp_path / "out.mp4", "--start", 30))
+    assert "no frame in the range" in message
+    message = cli.error(cli.video(clip_with_audio, tmp_path / "out.mp4", "--start", 1, "--end", "0.5"))
+    assert "--end" in message
+    assert cli.invoke(clip_with_audio, tmp_path / "out.mp4", "--start", "1:x").exit_code == 2
+    assert not list(tmp_path.iterdir())
+
+
+def test_batch_colorizes_a_folder_with_a_bad_file_and_skips_finished_ones(cli, tmp_path):
+    from media import make_clip
+
+    archive = tmp_path / "archive"
+    (archive / "reel 2").mkdir(parents=True)
+    make_clip(archive / "a.mp4", frames=6, audio=True)
+    make_clip(archive / "reel 2" / "b.mkv", frames=6)
+    (archive / "reel 2" / "broken.mov").write_bytes(b"not a video at all")
+    (archive / "notes.txt").write_text("not a video, not looked at")
+    out, report = tmp_path / "out", tmp_path / "report.json"
+    result = cli.invoke("batch", archive, "-o", out, "--weights", cli.checkpoint, "--size", 64, "--quiet",
+                        "--report", report)
+    assert result.exit_code == 1, result.stderr
+    files = {Path(f["input"]).name: f for f in json.loads(report.read_text())["files"]}
+    assert {name: f["result"] for name, f in files.items()} == {"a.mp4": "ok", "b.mkv": "ok", "broken.mov": "error"}
+    assert "broken.mov" in files["broken.mov"]["error"]
+    assert sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()) == ["a.mp4", "reel 2/b.mp4"]
+    assert len(read_video(out / "reel 2" / "b.mp4")["y"]) == 6
+    assert result.stderr.splitlines()[-1] == "vidcolor: error: 1 of 3 files failed"
+
+    (archive / "reel 2" / "broken.mov").unlink()
+    before = (out / "a.mp4").stat().st_mtime_ns
+    result = cli.invoke("batch", archive, "-o", out, "--weights", cli.checkpoint, "--size", 64, "--quiet",
+                        "--report", report)
+    assert result.exit_code == 0, result.stderr
+    assert [f["result"] for f in json.loads(report.read_text())["files"]] == ["skipped", "skipped"]
+    assert (out / "a.mp4").stat().st_mtime_ns == before

@@ -412,7 +412,7 @@ def _run_segment(segment: Segment, colorizer: Colorizer, on_frames, seek: bool) 
         guide = _worker_guide(segment, info, work_shape)
         if seek:
             reader.enter_at(tuple(segment.keyframe))
-        record = {"index": segment.index, "file": segment.file, "frames": 0, "first_pts": None,
+        record = {"index": segment.index, "file": segment.file, "frames": 0, "first_pts": None, "last_pts": None,
                   "time_base": None, "encoder_time_base": None, "display_matrix": None,
                   "entry": "seek" if seek else "decode-from-start", "warmup_frames": 0}
         try:
@@ -435,6 +435,7 @@ def _run_segment(segment: Segment, colorizer: Colorizer, on_frames, seek: bool) 
                         record["time_base"] = str(frame.time_base) if frame.time_base is not None else None
                     writer.write(frame.luma, cb, cr, frame.pts, frame.time_base, frame.display_matrix)
                     record["frames"] += 1
+                    record["last_pts"] = frame.pts
                 batch.clear()
                 if on_frames is not None:
                     on_frames(record["frames"])
@@ -695,9 +696,13 @@ def colorize_segmented(src, dst, colorizer: Colorizer, options: VideoOptions, ru
             raise InputError(f"input {src} has a video stream but {what}" + (f" ({damage})" if damage else ""))
         output_codec, output_pix_fmt = join_segments(src, dst, folder, [s for s in records if s["frames"]],
                                                      planner.stream_plans, options.overwrite,
-                                                     _audio_window(records, options))
-    finally:
+                                                     options.start_s is not None or options.end_s is not None)
+    except BaseException:
         lock.release()
+        if manifest is None or not manifest["segments"]:
+            shutil.rmtree(folder, ignore_errors=True)  # nothing done that a rerun could use
+        raise
+    lock.release()
     shutil.rmtree(folder, ignore_errors=True)  # OUT is complete; a leftover folder would only waste space
 
     seconds = time.perf_counter() - start_time
@@ -734,14 +739,6 @@ def colorize_segmented(src, dst, colorizer: Colorizer, options: VideoOptions, ru
     return summary
 
 
-def _audio_window(records: list[dict], options: VideoOptions) -> tuple[float, float] | None:
-    """With --start/--end: the presentation times (seconds) of the first frame written and of the end of the
-    last one, the audio range the join keeps; None for the whole input."""
-    if options.start_s is None and options.end_s is None:
-        return None
-    return (options.start_s, options.end_s)
-
-
 # ---------------------------------------------------------------------------------------------------------------
 # joining
 
@@ -758,7 +755,7 @@ def _timed(packets, kind: str):
         yield (last if last is not None else 0), kind, packet
 
 
-def _segment_packets(folder: Path, segments: list[dict]):
+def _segment_packets(folder: Path, segments: list[dict], origin: Fraction = Fraction(0)):
     """The segments' video packets in order, with the input's pts and a decode timestamp the muxer accepts.
 
     A container that cannot store negative timestamps (NUT) shifts a whole segment later by the encoder's
@@ -767,6 +764,7 @@ def _segment_packets(folder: Path, segments: list[dict]):
     NUT stores no dts: its demuxer rebuilds them from the pts, except for a segment's first few packets (the
     encoder's reordering delay), which come back without one. Those get one frame duration apart, ending where the
     rebuilt ones begin, as the encoder itself numbered them; only pts (what players show) must be the input's.
+    origin (seconds) is taken off every timestamp (a --start/--end range starts at 0).
     """
     last_dts = None
     for segment in segments:
@@ -783,7 +781,8 @@ def _segment_packets(folder: Path, segments: list[dict]):
                 if packet is not None:
                     if shift is None:
                         known = segment.get("first_pts") is not None and time_base and packet.pts is not None
-                        shift = round(segment["first_pts"] * time_base / stream.time_base) - packet.pts if known else 0
+                        shift = round((segment["first_pts"] * time_base - origin) / stream.time_base) - packet.pts \
+                            if known else 0
                     if packet.pts is not None:
                         packet.pts += shift
                     if packet.dts is not None:
@@ -808,10 +807,12 @@ def _segment_packets(folder: Path, segments: list[dict]):
 
 
 def join_segments(src: Path, dst: Path, folder: Path, segments: list[dict], plans, overwrite: bool,
-                  window: tuple[float | None, float | None] | None = None) -> tuple[str, str]:
+                  window: bool = False) -> tuple[str, str]:
     """Mux the segments' video packets (in order) and the input's audio and subtitle streams (as planned, see
     vidcolor.streams) into dst, atomically; without overwrite, a dst that appeared meanwhile is not replaced
-    (files.place_output). window: only the audio of that range (see _trimmed_audio). -> (codec, pix_fmt)."""
+    (files.place_output). window (--start/--end): OUT starts at time 0 with the segments' first frame, and has
+    only the audio of the frames written, cut at the sample and re-encoded (StreamCopier's window), no subtitles.
+    -> (codec, pix_fmt)."""
     from .streams import StreamCopier
 
     tmp = partial_path(dst)
@@ -819,6 +820,7 @@ def join_segments(src: Path, dst: Path, folder: Path, segments: list[dict], plan
         with ffmpeg_reasons(), av.open(str(folder / segments[0]["file"])) as first, av.open(str(src)) as source, \
                 av.open(str(tmp), "w") as out:
             template = first.streams.video[0]
+            rate = template.average_rate or template.guessed_rate
             video = out.add_stream_from_template(template)
             time_base = Fraction(segments[0]["time_base"]) if segments[0].get("time_base") else None
             # The time base the segments were encoded in: the input's, as in the plain run (NUT may have chosen a
@@ -832,25 +834,28 @@ def join_segments(src: Path, dst: Path, folder: Path, segments: list[dict], plan
             codec, pix_fmt = template.codec_context.name, template.codec_context.pix_fmt
             kept = [source.streams[plan.index] for plan in plans]
             streams = [_timed(_segment_packets(folder, segments), "video")]
+            origin = Fraction(0)
             if window is not None:
-                copier = None
-                trimmed = _trimmed_streams(out, source, kept, plans, segments)
-                streams.extend(_timed(stream, "audio") for stream in trimmed)
+                # A range starts at time 0 in OUT: its first frame's time is taken off every timestamp.
+                origin = segments[0]["first_pts"] * time_base if time_base else Fraction(0)
+                # The audio of the frames written: from the first one's time to the end of the last one's.
+                last = segments[-1]
+                end = last["last_pts"] * Fraction(last["time_base"]) + (1 / rate if rate else 0) \
+                    if last.get("last_pts") is not None and last.get("time_base") else None
+                copier = StreamCopier(out, plans, kept, window=(origin, end), origin_s=origin)
             else:
                 copier = StreamCopier(out, plans, kept)
-                if kept:
-                    streams.append(_timed(follow_on(source.demux(kept)), "audio"))  # joined files restart
+            streams = [_timed(_segment_packets(folder, segments, origin), "video")]
+            if kept:
+                streams.append(_timed(follow_on(source.demux(kept)), "audio"))  # joined files restart
             # Interleaved by time, as a plain run's writer receives them, so players need no large buffers.
             for _, kind, packet in heapq.merge(*streams, key=lambda item: item[0]):
                 if kind == "video":
                     packet.stream = video
                     out.mux(packet)
-                elif copier is not None:
-                    copier.mux(packet)
                 else:
-                    out.mux(packet)
-            if copier is not None:
-                copier.flush()
+                    copier.mux(packet)
+            copier.flush()
         place_output(tmp, dst, overwrite)
     except BaseException as exc:
         remove_quietly(tmp)
@@ -858,10 +863,3 @@ def join_segments(src: Path, dst: Path, folder: Path, segments: list[dict], plan
             raise _as_output_error(exc, dst) from None
         raise
     return codec, pix_fmt
-
-
-def _trimmed_streams(out, source, kept, plans, segments: list[dict]) -> list:
-    """For --start/--end: each kept audio stream decoded, cut to the video's range (from the first frame written to
-    the end of the last) and re-encoded into OUT, so the audio starts and ends with the picture. Subtitles are left
-    out of a range. -> per stream, an iterator of encoded packets."""
-    raise NotImplementedError  # replaced below
