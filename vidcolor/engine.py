@@ -833,9 +833,8 @@ def join_segments(src: Path, dst: Path, folder: Path, segments: list[dict], plan
                 video.set_display_matrix(segments[0]["display_matrix"])
             codec, pix_fmt = template.codec_context.name, template.codec_context.pix_fmt
             kept = [source.streams[plan.index] for plan in plans]
-            streams = [_timed(_segment_packets(folder, segments), "video")]
             origin = Fraction(0)
-            if window is not None:
+            if window:
                 # A range starts at time 0 in OUT: its first frame's time is taken off every timestamp.
                 origin = segments[0]["first_pts"] * time_base if time_base else Fraction(0)
                 # The audio of the frames written: from the first one's time to the end of the last one's.
