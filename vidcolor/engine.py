@@ -731,6 +731,9 @@ def colorize_segmented(src, dst, colorizer: Colorizer, options: VideoOptions, ru
         "timestamps_fixed": max(s["timestamps_fixed"] for s in records),
         "audio": planner.audio_mode,
     })
+    nodes = {s["node"] for s in records if s.get("node")}
+    if nodes:  # a cluster run: how many nodes wrote its segments
+        summary["nodes"] = len(nodes)
     if options.start_s is not None or options.end_s is not None:
         summary["range_s"] = [options.start_s, options.end_s]
     if options.keyframes is not None:
