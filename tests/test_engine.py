@@ -157,7 +157,6 @@ def test_segmented_run_is_close_to_the_plain_run(open_gop_clip, one_process_run,
 
 
 def test_start_and_end_give_that_range_with_its_audio(cli, clip_with_audio, tmp_path):
-    from media import read_streams
 
     full, part = tmp_path / "full.mp4", tmp_path / "part.mp4"
     cli.ok(cli.video(clip_with_audio, full, "--crf", 0))
