@@ -156,6 +156,23 @@ def test_resume_honours_keyframes(cli, hinted_checkpoint, gray_clip, tmp_path):
     assert not list(tmp_path.glob(".*"))  # no work folder, no keyframe cache left
 
 
+def test_keyframes_with_worker_processes_equal_the_one_process_run(cli, hinted_checkpoint, gray_clip, tmp_path):
+    """Keyframed segments are decoded from the start (the forward carry is a chain over every earlier frame), with
+    the first pass's cache made once by the driver in the work folder: --jobs 2 equals one process exactly."""
+    folder = keyframe_folder(tmp_path / "keys", {2: colour_frame(2), 9: colour_frame(9)})
+    one, two = tmp_path / "one.mp4", tmp_path / "two.mp4"
+    plan = ("--keyframes", folder, "--crf", 0, "--weights", hinted_checkpoint, "--segment-frames", 4,
+            "--batch-size", 4)
+    cli.ok(cli.video(gray_clip, one, *plan, "--resume", "--report", tmp_path / "report.json"))
+    cli.ok(cli.video(gray_clip, two, *plan, "--jobs", 2))
+    a, b = read_video(one), read_video(two)
+    assert a["pts"] == b["pts"] and len(a["y"]) == FRAMES
+    for plane in "yuv":
+        assert all(np.array_equal(x, y) for x, y in zip(a[plane], b[plane])), plane
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert (report["segment_entry"], report["segments"], report["keyframes"]) == ("decode-from-start", 3, [2, 9])
+
+
 def test_weights_without_a_hint_path_still_carry_keyframes(cli, gray_clip, tmp_path):
     automatic, guided = tmp_path / "automatic.mp4", tmp_path / "guided.mp4"
     cli.ok(cli.video(gray_clip, automatic, "--crf", 0))

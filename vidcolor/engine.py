@@ -464,6 +464,9 @@ def _run_segment(segment: Segment, colorizer: Colorizer, on_frames, seek: bool) 
         record.update({"cuts": smoother.cuts, "corrupt_packets": reader.corrupt_packets,
                        "read_error": reader.read_error, "timestamps_fixed": reader.timestamps_fixed,
                        "frames_discarded": reader.frames_discarded,
+                       # decoded in all: the segment's frames, its warm-up, and those between the keyframe (or the
+                       # input's start) and the warm-up, the cost of entering the segment
+                       "frames_decoded": reader.frames_decoded,
                        "seconds": round(time.perf_counter() - started, 3)})
     return record
 
@@ -722,6 +725,7 @@ def colorize_segmented(src, dst, colorizer: Colorizer, options: VideoOptions, ru
         "segment_entry_reason": manifest["plan"]["reason"] if manifest["plan"]["entry"] != "seek" else None,
         "segments_decoded_from_start": sum(1 for s in records if s["entry"] != "seek"),
         "warmup_frames": sum(s["warmup_frames"] for s in records),
+        "frames_decoded": sum(s["frames_decoded"] for s in records),
         "jobs": options.jobs,
         "corrupt_packets": sum(s["corrupt_packets"] for s in records),
         "frames_expected": expected or None,
