@@ -294,7 +294,9 @@ def plan_segments(src: Path, folder: Path, index: VideoIndex, options: VideoOpti
     """The job's segments and how they are entered ("seek" or "decode-from-start")."""
     length = options.segment_frames
     exact = index.exact and guide_state is None
-    base = {"src": str(src), "folder": str(folder), "options": worker_settings, "guide": guide_state}
+    # Absolute paths: a worker's working folder is not the driver's (Ray runs tasks in its session folder).
+    base = {"src": str(Path(src).resolve()), "folder": str(Path(folder).resolve()), "options": worker_settings,
+            "guide": guide_state}
     if exact:
         pts = index.pts
         lo, hi = 0, len(pts)
@@ -477,7 +479,10 @@ _worker_colorizer: tuple[tuple, Colorizer] | None = None
 
 def colorizer_spec(colorizer: Colorizer) -> dict:
     """What a worker needs to load the same network: weights, device kind and saturation."""
-    return {"weights": colorizer.weights, "device": colorizer.device.type, "saturation": colorizer.saturation}
+    weights = colorizer.weights
+    if Path(weights).is_file():  # a checkpoint path, made absolute for workers that run elsewhere
+        weights = str(Path(weights).resolve())
+    return {"weights": weights, "device": colorizer.device.type, "saturation": colorizer.saturation}
 
 
 def worker_colorizer(spec: dict, device: str | None = None) -> Colorizer:
@@ -649,7 +654,7 @@ def colorize_segmented(src, dst, colorizer: Colorizer, options: VideoOptions, ru
                 guide, _ = open_keyframe_guide(src, folder, dst.name, colorizer, options, info, work_shape,
                                                cache=folder / "keyframes")
                 guide_state = dict(guide.prepared_state(), folder=str(Path(options.keyframes).resolve()),
-                                   cache=str(folder / "keyframes"))
+                                   cache=str((folder / "keyframes").resolve()))
             index = read_index(src)
             settings = worker_settings(options, strength, encoder, planner.format_name)
             segments, entry = plan_segments(src, folder, index, options, settings, guide_state)
