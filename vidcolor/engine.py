@@ -426,6 +426,44 @@ def prefetched(items: Iterator, size: int) -> Iterator:
                 thread.join(POLL_S)
 
 
+class BackgroundWriter:
+    """VideoWriter.write in a thread of its own, up to `size` frames behind, so that encoding overlaps inference
+    (x264 releases the GIL). A failure in the thread is raised at the next write() or at close()."""
+
+    def __init__(self, writer: VideoWriter, size: int):
+        import queue
+        import threading
+
+        self.writer = writer
+        self.box: queue.Queue = queue.Queue(maxsize=size)
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name="vidcolor-segment-encode", daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        while True:
+            args = self.box.get()
+            if args is None:
+                return
+            if self.error is None:
+                try:
+                    self.writer.write(*args)
+                except BaseException as exc:  # kept for the main thread; later frames are drained unwritten
+                    self.error = exc
+
+    def write(self, *args) -> None:
+        if self.error is not None:
+            raise self.error
+        self.box.put(args)
+
+    def close(self) -> None:
+        """Wait until every frame is written; raise what the thread raised."""
+        self.box.put(None)
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
+
+
 def run_segment(segment: Segment, colorizer: Colorizer, on_frames: Callable[[int], None] | None = None) -> dict:
     """Decode, colorize, smooth and encode one segment into its file in the work folder (under a partial name,
     renamed when complete). A seek that misses falls back to decoding from the start. -> the segment's record."""
@@ -470,6 +508,7 @@ def _run_segment(segment: Segment, colorizer: Colorizer, on_frames, seek: bool) 
             if writer.time_base is not None:
                 record["encoder_time_base"] = str(writer.time_base)
             chroma_h, chroma_w = writer.chroma_shape()
+            encoder = BackgroundWriter(writer, 2 * batch_size)
             batch: list = []
 
             def flush():
@@ -482,7 +521,7 @@ def _run_segment(segment: Segment, colorizer: Colorizer, on_frames, seek: bool) 
                     if record["first_pts"] is None:
                         record["first_pts"] = frame.pts
                         record["time_base"] = str(frame.time_base) if frame.time_base is not None else None
-                    writer.write(frame.luma, cb, cr, frame.pts, frame.time_base, frame.display_matrix)
+                    encoder.write(frame.luma, cb, cr, frame.pts, frame.time_base, frame.display_matrix)
                     record["frames"] += 1
                     record["last_pts"] = frame.pts
                 batch.clear()
@@ -497,10 +536,11 @@ def _run_segment(segment: Segment, colorizer: Colorizer, on_frames, seek: bool) 
                     batch.append((frame, warmup))
                     if len(batch) == batch_size:
                         flush()
+                if batch:
+                    flush()
             finally:
                 frames.close()  # the decode thread stops before the reader closes
-            if batch:
-                flush()
+                encoder.close()  # and the encode thread before the writer is finished or aborted
             if seek and record["frames"] + record["warmup_frames"] != segment.end - segment.first + segment.warmup:
                 # Frames missing after a seek (a decoder that needs more than the keyframe): start over from the
                 # input's start rather than encode a segment that differs from a sequential decode.
