@@ -35,7 +35,8 @@ def _ray_segment(segment, spec: dict) -> dict:
     from .engine import worker_segment
 
     device = "cuda" if ray.get_gpu_ids() else "cpu"  # Ray narrows CUDA_VISIBLE_DEVICES to the task's GPU
-    record = worker_segment(segment, dict(spec, device=device))
+    # One torch thread per CPU the task holds (Ray also sets OMP_NUM_THREADS so for its workers).
+    record = worker_segment(segment, dict(spec, device=device), cpu_threads=1)
     record["node"] = ray.get_runtime_context().get_node_id()
     return record
 

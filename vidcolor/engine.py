@@ -576,23 +576,30 @@ def colorizer_spec(colorizer: Colorizer) -> dict:
     return {"weights": weights, "device": colorizer.device.type, "saturation": colorizer.saturation}
 
 
-def worker_colorizer(spec: dict, device: str | None = None) -> Colorizer:
-    """The colorizer for spec in this process, loaded on first use. device: this worker's own ("cuda:1")."""
+def worker_colorizer(spec: dict, device: str | None = None, cpu_threads: int | None = None) -> Colorizer:
+    """The colorizer for spec in this process, loaded on first use. device: this worker's own ("cuda:1").
+    cpu_threads: torch's threads on the CPU, where several workers share one machine's cores (else
+    colorizer.configure_cpu_threads' half of them)."""
     global _worker_colorizer
-    from .colorizer import configure_cpu_threads, load_colorizer
+    from .colorizer import load_colorizer
 
     key = (spec["weights"], device or spec["device"], spec["saturation"])
     if _worker_colorizer is None or _worker_colorizer[0] != key:
-        if key[1] == "cpu":
-            configure_cpu_threads()
         _worker_colorizer = (key, load_colorizer(key[0], key[1], key[2]))
+        if key[1] == "cpu" and cpu_threads:
+            import torch
+
+            # After load_colorizer, which sets its own default. Measured: two workers on 2 cores with torch's
+            # default of 2 threads each ran a 150-frame segment in 64 s, against 6.5 s for one process (OpenMP's
+            # spinning threads against the decoder and encoder threads, see configure_cpu_threads).
+            torch.set_num_threads(cpu_threads)
     return _worker_colorizer[1]
 
 
-def worker_segment(segment: Segment, spec: dict, device: str | None = None) -> dict:
+def worker_segment(segment: Segment, spec: dict, device: str | None = None, cpu_threads: int | None = None) -> dict:
     """Run one segment in a worker process (local or a cluster node): its colorizer loaded once per process, its
     progress (frames encoded) written to a small file in the work folder, which the driver sums."""
-    colorizer = worker_colorizer(spec, device)
+    colorizer = worker_colorizer(spec, device, cpu_threads)
     progress = segment.progress_file
 
     def on_frames(count: int) -> None:
@@ -653,8 +660,14 @@ class ProcessRunner:
         slots = context.Queue()
         for k in range(self.jobs):
             slots.put(devices[k % len(devices)] if devices else None)
+        try:
+            cores = len(os.sched_getaffinity(0))
+        except AttributeError:  # macOS and Windows
+            cores = os.cpu_count() or 1
+        # Half the cores for the networks, shared among the workers; the other half decode and encode.
+        cpu_threads = max(1, cores // (2 * self.jobs))
         pool = ProcessPoolExecutor(max_workers=self.jobs, mp_context=context, initializer=_init_process_worker,
-                                   initargs=(slots, spec))
+                                   initargs=(slots, spec, cpu_threads))
         try:
             pending = {pool.submit(_process_worker_segment, segment, spec) for segment in segments}
             while pending:
@@ -670,15 +683,17 @@ class ProcessRunner:
 _process_device: str | None = None
 
 
-def _init_process_worker(slots, spec: dict) -> None:
-    global _process_device
-    _process_device = slots.get()
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
-    worker_colorizer(spec, _process_device)  # loaded now, once, while other workers start too
+_process_threads: int | None = None
+
+
+def _init_process_worker(slots, spec: dict, cpu_threads: int) -> None:
+    global _process_device, _process_threads
+    _process_device, _process_threads = slots.get(), cpu_threads
+    worker_colorizer(spec, _process_device, _process_threads)  # loaded now, once, while other workers start too
 
 
 def _process_worker_segment(segment: Segment, spec: dict) -> dict:
-    return worker_segment(segment, spec, _process_device)
+    return worker_segment(segment, spec, _process_device, _process_threads)
 
 
 # ---------------------------------------------------------------------------------------------------------------
