@@ -213,3 +213,21 @@ def test_batch_colorizes_a_folder_with_a_bad_file_and_skips_finished_ones(cli, t
     assert result.exit_code == 0, result.stderr
     assert [f["result"] for f in json.loads(report.read_text())["files"]] == ["skipped", "skipped"]
     assert (out / "a.mp4").stat().st_mtime_ns == before
+
+
+def test_a_range_of_an_input_that_cannot_be_entered_exactly(cli, tmp_path):
+    """Without trustworthy timestamps the range is found by decoding from the start, by time: still frame-exact."""
+    from media import make_repeated_pts_mkv
+
+    src = make_repeated_pts_mkv(tmp_path / "repeated.mkv", frames=12)
+    source = sequential_frames(src)
+    times = [pts for pts, _ in source]
+    dst, report = tmp_path / "part.mkv", tmp_path / "report.json"
+    with av.open(str(src)) as container:
+        time_base = container.streams.video[0].time_base
+    start_s, end_s = float((times[4] - times[0]) * time_base), float((times[9] - times[0]) * time_base)
+    cli.ok(cli.video(src, dst, "--crf", 0, "--start", start_s, "--end", end_s, "--report", report))
+    out = read_video(dst)
+    assert len(out["y"]) == 5
+    assert all(np.array_equal(a, luma) for a, (_, luma) in zip(out["y"], source[4:9]))
+    assert json.loads(report.read_text())["segment_entry"] == "decode-from-start"

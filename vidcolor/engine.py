@@ -363,22 +363,23 @@ def _segment_frames(reader: VideoReader, segment: Segment, guide, work_shape: tu
     begin = segment.first - segment.warmup
     for number, frame in enumerate(frames):
         if segment.window is not None:
+            start_s, end_s = segment.window
             origin = frame.pts if origin is None else origin
             seconds = float((frame.pts - origin) * frame.time_base) if frame.time_base else number / 25.0
-            start_s, end_s = segment.window
             if end_s is not None and seconds >= end_s - 1e-9:
                 return
-            if start_s is not None and seconds < start_s - 1e-9:
-                continue
-        if segment.end is not None and number >= segment.end:
-            return
-        if number < begin:
+            before = start_s is not None and seconds < start_s - 1e-9
+        else:
+            if segment.end is not None and number >= segment.end:
+                return
+            before = number < begin
+        if before:
             if guide is not None:
                 guide.carried(number, frame.luma)  # the forward carry runs through every frame, as in one pass
             continue
         frame.small = resize_plane(frame.luma, work_h, work_w)
         attach_guidance(frame, number, guide, work_h, work_w)
-        yield frame, number < segment.first
+        yield frame, segment.window is None and number < segment.first
 
 
 def prefetched(items: Iterator, size: int) -> Iterator:
@@ -675,8 +676,14 @@ class ProcessRunner:
                 poll()
                 for future in done:
                     yield future.result()
+        except BaseException:
+            # Stopping (an error, Ctrl-C, SIGTERM): the running segments are not wanted any more. Their partial
+            # files are not in the manifest, which a rerun trusts, and are overwritten then. (The executor has no
+            # public way to stop a running call: its worker processes are terminated directly.)
+            for process in list((getattr(pool, "_processes", None) or {}).values()):
+                process.terminate()
+            raise
         finally:
-            # On an error or Ctrl-C: queued segments are dropped, running ones finish or die with the pool.
             pool.shutdown(wait=True, cancel_futures=True)
 
 
