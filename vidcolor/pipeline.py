@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from . import color
-from .colorizer import DEFAULT_SIZE, Colorizer, resize_plane
+from .colorizer import DEFAULT_SIZE, DEFAULT_VIDEO_SIZE, Colorizer, resize_plane  # noqa: F401 (the studio imports it from here)
 from .errors import InputError, OutputError, VidcolorError
 from .files import as_output_error as _as_output_error, check_output, partial_path, place_output, remove_quietly
 from .image_io import (ALPHA_SUFFIXES, DEEP_SUFFIXES, IMAGE_SUFFIXES, read_picture, to_uint8,
