@@ -490,7 +490,11 @@ def _run_segment(segment: Segment, colorizer: Colorizer, on_frames, seek: bool) 
     folder = Path(segment.folder)
     size, batch_size = settings["size"], settings["batch_size"]
     smoother = ChromaSmoother(settings["smooth"])
-    tmp = folder / f"segment-{segment.index:05d}.partial{SEGMENT_SUFFIX}"
+    # A partial name of this attempt's own: a cluster may run a segment again while an attempt it gave up on (a
+    # node cut off from the network) still writes; each renames its complete, identical file into place.
+    import socket
+
+    tmp = folder / f"segment-{segment.index:05d}.partial-{socket.gethostname()}-{os.getpid()}{SEGMENT_SUFFIX}"
     final = folder / segment.file
     started = time.perf_counter()
     writer = None
