@@ -153,6 +153,16 @@ def test_batch_on_two_nodes_survives_a_killed_node_and_equals_one_process(cluste
     assert sorted(p.name for p in out.iterdir()) == ["reel 0.mp4", "reel 1.mp4"]  # no work folder left
 
 
+def test_a_segment_that_fails_on_the_cluster_fails_its_file_with_one_line(cluster, cli, tmp_path):
+    from test_engine import make_size_change_ts
+
+    address, _ = cluster
+    src = make_size_change_ts(tmp_path / "joined.ts")
+    message = cli.error(cli.video(src, tmp_path / "out.mp4", "--ray", address, "--segment-frames", 8))
+    assert message.startswith("vidcolor: error: segment ") and "frame size changes mid-stream" in message
+    assert not (tmp_path / "out.mp4").exists()
+
+
 def test_unreachable_cluster_is_one_line(cli, clip_with_audio, tmp_path, monkeypatch):
     from vidcolor import cluster
 

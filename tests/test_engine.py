@@ -231,3 +231,20 @@ def test_a_range_of_an_input_that_cannot_be_entered_exactly(cli, tmp_path):
     assert len(out["y"]) == 5
     assert all(np.array_equal(a, luma) for a, (_, luma) in zip(out["y"], source[4:9]))
     assert json.loads(report.read_text())["segment_entry"] == "decode-from-start"
+
+
+def make_size_change_ts(path: Path) -> Path:
+    """An MPEG-TS whose frame size changes after 12 frames (two recordings joined with `cat`): the driver's checks
+    pass, and only a worker decoding the second part finds the problem."""
+    from media import make_clip
+
+    parts = [make_clip(path.with_name(f"part{k}.ts"), frames=12, width=64 + 16 * k, height=48) for k in range(2)]
+    path.write_bytes(b"".join(p.read_bytes() for p in parts))
+    return path
+
+
+def test_a_segment_that_fails_in_a_worker_process_is_one_line(cli, tmp_path):
+    src = make_size_change_ts(tmp_path / "joined.ts")
+    message = cli.error(cli.video(src, tmp_path / "out.mp4", "--jobs", 2, "--segment-frames", 8))
+    assert "frame size changes mid-stream" in message
+    assert not (tmp_path / "out.mp4").exists()
