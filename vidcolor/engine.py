@@ -16,11 +16,16 @@ first frame (VideoReader.enter_at checks that the demuxer landed on that keyfram
 forward and keeps the frames whose pts fall in the segment: those are the frames a decode from the start gives
 (the frames of an open GOP presented before its keyframe, which may not decode the same, are before the segment).
 Where the index is not exact (AVI with B-frames, raw streams, duplicated timestamps, edit lists) or a seek misses,
-the segment is decoded from the start of the input and frames are identified by their count, never guessed. Jobs
-with colour keyframes also decode each segment from the start: the colour carried forward from a keyframe
-(vidcolor/keyframes.py) is a chain over every earlier frame of its shot, and running that chain (decoding and the
-carry's flow, no network) is the one way a worker gets exactly the colour a sequential run carries. The driver runs
-the keyframes' first pass once and keeps its cache in the work folder, where every worker reads it.
+the segment is decoded from the start of the input and frames are identified by their count, never guessed.
+
+Colour keyframes. The driver runs the keyframes' first pass once and keeps its cache in the work folder, where
+every worker reads it (KeyframeGuide.prepared_state). The colour carried forward from a keyframe is a chain over the
+frames after it, which starts afresh at its keyframe and ends at a scene cut or after MAX_CARRY_FRAMES: a segment
+whose warm-up such a carry reaches enters at that colour keyframe instead (carry_start) and carries its colour from
+there, decoding and computing the carry's flow but not running the network, up to the warm-up; its frames then get
+exactly the colour a sequential run carries to them (tests/test_keyframes.py: without this, 3 levels of chroma off
+the plain run on the test clip; with it, none). Where the first pass decoded fewer frames than the index lists
+(damaged input), keyframed segments are decoded from the start, counting frames as the first pass did.
 
 The smoother at a segment start. Each segment starts a fresh ChromaSmoother and runs it over up to WARMUP_FRAMES
 frames before the segment (decoded and predicted, not encoded). A scene cut between them resets it, as in a
@@ -277,6 +282,10 @@ class Segment:
     start_pts: int | None = None
     end_pts: int | None = None
     keyframe: tuple[int, int | None] | None = None
+    # by_pts with colour keyframes: the first frame (number and pts) the forward carry needs, decoded before the
+    # warm-up and only carried (see carry_start); None: none needed
+    carry_first: int | None = None
+    carry_pts: int | None = None
     # count mode with --start/--end: the window in seconds from the first frame
     window: tuple[float | None, float | None] | None = None
     options: dict = field(default_factory=dict)  # what a worker needs of VideoOptions and the output (settings())
@@ -295,7 +304,9 @@ def plan_segments(src: Path, folder: Path, index: VideoIndex, options: VideoOpti
                   guide_state: dict | None) -> tuple[list[Segment], str]:
     """The job's segments and how they are entered ("seek" or "decode-from-start")."""
     length = options.segment_frames
-    exact = index.exact and guide_state is None
+    # With colour keyframes, frames are numbered by pts only where the first pass decoded every frame the index
+    # lists (numbers are the guide's): otherwise from the start, counting as the first pass counted.
+    exact = index.exact and (guide_state is None or guide_state["frames"] == len(index.pts))
     # Absolute paths: a worker's working folder is not the driver's (Ray runs tasks in its session folder).
     base = {"src": str(Path(src).resolve()), "folder": str(Path(folder).resolve()), "options": worker_settings,
             "guide": guide_state}
@@ -315,10 +326,14 @@ def plan_segments(src: Path, folder: Path, index: VideoIndex, options: VideoOpti
         for number, first in enumerate(range(lo, hi, length)):
             end = min(first + length, hi)
             warmup = min(WARMUP_FRAMES, first)
-            keyframe = index.keyframe_before(pts[first - warmup])
+            carry_first = carry_start(guide_state, first - warmup)
+            entry = first - warmup if carry_first is None else carry_first
+            keyframe = index.keyframe_before(pts[entry])
             segments.append(Segment(number, by_pts=True, first=first, end=end, warmup=warmup,
                                     warmup_pts=pts[first - warmup], start_pts=pts[first],
-                                    end_pts=pts[end] if end < len(pts) else None, keyframe=keyframe, **base))
+                                    end_pts=pts[end] if end < len(pts) else None, keyframe=keyframe,
+                                    carry_first=carry_first, carry_pts=None if carry_first is None else pts[entry],
+                                    **base))
         return segments, "seek"
     window = (options.start_s, options.end_s) if options.start_s is not None or options.end_s is not None else None
     if window is not None:
@@ -333,6 +348,23 @@ def plan_segments(src: Path, folder: Path, index: VideoIndex, options: VideoOpti
             for number, first in enumerate(firsts)], "decode-from-start"
 
 
+def carry_start(guide_state: dict | None, number: int) -> int | None:
+    """The colour keyframe whose forward carry can still reach frame `number` (vidcolor/keyframes.py: a carry
+    starts afresh at its keyframe, stops at a scene cut and after MAX_CARRY_FRAMES), where a worker starts carrying
+    so that frame `number` gets the colour a sequential run carries to it; None when no carry reaches it."""
+    from .keyframes import MAX_CARRY_FRAMES
+
+    if guide_state is None:
+        return None
+    earlier = [k for k in guide_state["indices"] if k < number]
+    if not earlier or number - max(earlier) >= MAX_CARRY_FRAMES:
+        return None
+    keyframe = max(earlier)
+    if any(keyframe < cut <= number for cut in guide_state["cuts"]):
+        return None
+    return keyframe
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # running one segment (in any process or node)
 
@@ -345,15 +377,21 @@ def _segment_frames(reader: VideoReader, segment: Segment, guide, work_shape: tu
     frames = (item for kind, item in reader if kind == "video")
     if segment.by_pts:
         expected_first = seeked
-        number = segment.first - segment.warmup
+        carrying = segment.carry_pts is not None
+        begin_pts = segment.carry_pts if carrying else segment.warmup_pts
+        number = segment.carry_first if carrying else segment.first - segment.warmup
         for frame in frames:
-            if frame.pts < segment.warmup_pts:
+            if frame.pts < begin_pts:
                 continue  # before the segment's warm-up (an open GOP's leading frames among them)
-            if expected_first and frame.pts != segment.warmup_pts:
-                raise SeekMissed(f"the first frame decoded has pts {frame.pts}, not {segment.warmup_pts}")
+            if expected_first and frame.pts != begin_pts:
+                raise SeekMissed(f"the first frame decoded has pts {frame.pts}, not {begin_pts}")
             expected_first = False
             if segment.end_pts is not None and frame.pts >= segment.end_pts:
                 return
+            if frame.pts < segment.warmup_pts:  # only carried: from the colour keyframe up to the warm-up
+                guide.carried(number, frame.luma)
+                number += 1
+                continue
             frame.small = resize_plane(frame.luma, work_h, work_w)
             attach_guidance(frame, number, guide, work_h, work_w)
             number += 1
@@ -775,7 +813,8 @@ def colorize_segmented(src, dst, colorizer: Colorizer, options: VideoOptions, ru
             if options.keyframes is not None:
                 guide, _ = open_keyframe_guide(src, folder, dst.name, colorizer, options, info, work_shape,
                                                cache=folder / "keyframes")
-                guide_state = dict(guide.prepared_state(), folder=str(Path(options.keyframes).resolve()),
+                guide_state = dict(guide.prepared_state(), indices=guide.indices,
+                                   folder=str(Path(options.keyframes).resolve()),
                                    cache=str((folder / "keyframes").resolve()))
             index = read_index(src)
             settings = worker_settings(options, strength, encoder, planner.format_name)
