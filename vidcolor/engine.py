@@ -23,7 +23,7 @@ every worker reads it (KeyframeGuide.prepared_state). The colour carried forward
 frames after it, which starts afresh at its keyframe and ends at a scene cut or after MAX_CARRY_FRAMES: a segment
 whose warm-up such a carry reaches enters at that colour keyframe instead (carry_start) and carries its colour from
 there, decoding and computing the carry's flow but not running the network, up to the warm-up; its frames then get
-exactly the colour a sequential run carries to them (tests/test_keyframes.py: without this, 3 levels of chroma off
+the colour a sequential run carries to them (tests/test_keyframes.py: without this, 3 levels of chroma off
 the plain run on the test clip; with it, none). Where the first pass decoded fewer frames than the index lists
 (damaged input), keyframed segments are decoded from the start, counting frames as the first pass did.
 
