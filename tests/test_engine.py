@@ -248,3 +248,16 @@ def test_a_segment_that_fails_in_a_worker_process_is_one_line(cli, tmp_path):
     message = cli.error(cli.video(src, tmp_path / "out.mp4", "--jobs", 2, "--segment-frames", 8))
     assert "frame size changes mid-stream" in message
     assert not (tmp_path / "out.mp4").exists()
+
+
+def test_segment_boundaries_move_onto_nearby_keyframes():
+    from vidcolor import engine
+    from vidcolor.video_io import VideoIndex
+
+    pts = list(range(0, 5000, 2))  # 2500 frames
+    keyframes = [(p, p) for p in (0, 2 * 980, 2 * 1200, 2 * 2049, 2 * 2100)]
+    index = VideoIndex(pts, keyframes, None, True)
+    # 1000-frame segments, 50 frames of reach: 1000 moves to the keyframe at 980; 1980 has none near; 2980 is past
+    assert engine.segment_bounds(0, 2500, 1000, index) == [(0, 980), (980, 1980), (1980, 2500)]
+    assert engine.segment_bounds(0, 2500, 100, index)[:3] == [(0, 100), (100, 200), (200, 300)]  # reach 5: none
+    assert engine.segment_bounds(1000, 2060, 1000, index) == [(1000, 2049), (2049, 2060)]

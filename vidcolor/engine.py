@@ -6,9 +6,10 @@ one engine; they differ only in which segments run where (a runner) and in what 
 
 The plan. A first pass demuxes the video stream's packets without decoding them (video_io.read_index, about as
 fast as reading the file): their pts, sorted, are the frames in presentation order, and the keyframes are where a
-decoder can start. Segment k holds the frames [k * segment_frames, (k + 1) * segment_frames) of the range asked
-for. The plan is not cut at scene cuts: finding them needs decoding, which the index pass avoids; the smoother's
-own cut test still resets it wherever a cut falls (below).
+decoder can start. Segments hold segment_frames frames each of the range asked for, except that a boundary within
+SNAP_SHARE (5 %) of a segment length from one of the input's keyframes moves onto it (segment_bounds): encoders put
+keyframes at scene cuts, where the smoother resets in a sequential run too, so that such a segment starts exactly
+as a sequential run does there. Finding scene cuts themselves would need decoding, which the index pass avoids.
 
 Entering a segment ("segment_entry" in the report). Where the index is exact (every packet has a pts, no two
 share one, keyframes are flagged; see read_index), a segment worker seeks to the last keyframe at or before its
@@ -323,8 +324,7 @@ def plan_segments(src: Path, folder: Path, index: VideoIndex, options: VideoOpti
             if options.end_s is not None:
                 hi = bisect.bisect_left(times, options.end_s - 1e-9)
         segments = []
-        for number, first in enumerate(range(lo, hi, length)):
-            end = min(first + length, hi)
+        for number, (first, end) in enumerate(segment_bounds(lo, hi, length, index)):
             warmup = min(WARMUP_FRAMES, first)
             carry_first = carry_start(guide_state, first - warmup)
             entry = first - warmup if carry_first is None else carry_first
@@ -346,6 +346,31 @@ def plan_segments(src: Path, folder: Path, index: VideoIndex, options: VideoOpti
     return [Segment(number, by_pts=False, first=first, end=None if number == len(firsts) - 1 else first + length,
                     warmup=min(WARMUP_FRAMES, first), **base)
             for number, first in enumerate(firsts)], "decode-from-start"
+
+
+# How far a segment boundary may move (a share of the segment length) to fall on one of the input's keyframes.
+SNAP_SHARE = 0.05
+
+
+def segment_bounds(lo: int, hi: int, length: int, index: VideoIndex) -> list[tuple[int, int]]:
+    """[first, end) frame numbers of the segments covering frames [lo, hi): `length` frames each, except that a
+    boundary within SNAP_SHARE of a length from one of the input's keyframes moves onto it: encoders put keyframes
+    at scene cuts, where the smoother's reset makes the segment start exactly as a sequential run does."""
+    import bisect
+
+    reach = int(length * SNAP_SHARE)
+    keyframes = [bisect.bisect_left(index.pts, k[0]) for k in index.keyframes] if reach else []
+    bounds, first = [], lo
+    while first < hi:
+        end = min(first + length, hi)
+        if end < hi and keyframes:
+            near = [k for k in keyframes[bisect.bisect_left(keyframes, end - reach):
+                                         bisect.bisect_right(keyframes, end + reach)] if first < k < hi]
+            if near:
+                end = min(near, key=lambda k: (abs(k - end), k))
+        bounds.append((first, end))
+        first = end
+    return bounds
 
 
 def carry_start(guide_state: dict | None, number: int) -> int | None:
