@@ -261,3 +261,14 @@ def test_segment_boundaries_move_onto_nearby_keyframes():
     assert engine.segment_bounds(0, 2500, 1000, index) == [(0, 980), (980, 1980), (1980, 2500)]
     assert engine.segment_bounds(0, 2500, 100, index)[:3] == [(0, 100), (100, 200), (200, 300)]  # reach 5: none
     assert engine.segment_bounds(1000, 2060, 1000, index) == [(1000, 2049), (2049, 2060)]
+
+
+def test_batch_into_a_folder_inside_its_input_leaves_the_outputs_alone(tmp_path):
+    from media import make_clip
+
+    from vidcolor.batch import find_videos
+
+    make_clip(tmp_path / "a.mp4", frames=2)
+    (tmp_path / "colour").mkdir()
+    make_clip(tmp_path / "colour" / "a.mp4", frames=2)  # an earlier run's output
+    assert [str(relative) for _, relative in find_videos([tmp_path], tmp_path / "colour")] == ["a"]

@@ -17,14 +17,17 @@ from .errors import InputError, VidcolorError
 from .image_io import VIDEO_SUFFIXES
 
 
-def find_videos(inputs: list[Path]) -> list[tuple[Path, Path]]:
+def find_videos(inputs: list[Path], out_dir: Path | None = None) -> list[tuple[Path, Path]]:
     """(input file, its output path relative to OUT_DIR without suffix) for every video in inputs, in a stable
-    order. A named file is taken whatever its suffix; folders are searched recursively by suffix."""
+    order. A named file is taken whatever its suffix; folders are searched recursively by suffix, leaving out
+    out_dir (an OUT_DIR inside an input folder: a rerun must not colorize the outputs again) and hidden files."""
     found = []
+    skip = out_dir.resolve() if out_dir is not None else None
     for given in inputs:
         if given.is_dir():
             for path in sorted(p for p in given.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES
-                               and not p.name.startswith(".")):
+                               and not p.name.startswith(".")
+                               and (skip is None or skip not in p.resolve().parents)):
                 found.append((path, path.relative_to(given).with_suffix("")))
         else:
             found.append((given, Path(given.name).with_suffix("")))
@@ -39,7 +42,7 @@ def colorize_files(inputs: list[Path], out_dir: Path, load_colorizer: Callable, 
     from .pipeline import check_video_job, colorize_video
 
     ext = ext if ext.startswith(".") else f".{ext}"
-    videos = find_videos(inputs)
+    videos = find_videos(inputs, out_dir)
     if not videos:
         raise InputError(f"no video files found in {', '.join(str(p) for p in inputs)} "
                          f"(looked for {', '.join(sorted(VIDEO_SUFFIXES))})")
