@@ -673,7 +673,7 @@ def worker_segment(segment: Segment, spec: dict, device: str | None = None, cpu_
     def on_frames(count: int) -> None:
         try:
             tmp = progress.with_name(progress.name + ".partial")
-            tmp.write_text(str(count))
+            tmp.write_text(f"{count} {os.getpid()}")  # frames, and which process writes them (for tests)
             os.replace(tmp, progress)
         except OSError:
             pass  # progress is cosmetic; a full or slow disk must not fail the segment for it
@@ -861,7 +861,7 @@ def colorize_segmented(src, dst, colorizer: Colorizer, options: VideoOptions, ru
             count = frames_before
             for segment in todo:
                 try:
-                    count += int(segment.progress_file.read_text() or 0)
+                    count += int((segment.progress_file.read_text().split() or ["0"])[0])
                 except (OSError, ValueError):
                     pass
             if count != progress.n:
