@@ -156,6 +156,32 @@ def test_resume_honours_keyframes(cli, hinted_checkpoint, gray_clip, tmp_path):
     assert not list(tmp_path.glob(".*"))  # no work folder, no keyframe cache left
 
 
+def test_keyframes_with_worker_processes_equal_the_one_process_run(cli, hinted_checkpoint, gray_clip, tmp_path):
+    """Keyframed segments seek to the colour keyframe whose carry reaches them and carry its colour from there (no
+    network) up to their warm-up, with the first pass's cache made once by the driver in the work folder: --jobs 2
+    equals one process exactly."""
+    frames = 30  # segments of 8: the third one's warm-up (frames 8-15) starts after keyframe 2, which it carries
+    clip = make_clip(tmp_path / "gray.mp4", frames=frames)
+    folder = keyframe_folder(tmp_path / "keys", {2: colour_frame(2), 20: colour_frame(20)})
+    one, two, plain = tmp_path / "one.mp4", tmp_path / "two.mp4", tmp_path / "plain.mp4"
+    plan = ("--keyframes", folder, "--crf", 0, "--weights", hinted_checkpoint, "--segment-frames", 8,
+            "--batch-size", 4)
+    cli.ok(cli.video(clip, one, *plan, "--resume", "--report", tmp_path / "report.json"))
+    cli.ok(cli.video(clip, two, *plan, "--jobs", 2))
+    a, b = read_video(one), read_video(two)
+    assert a["pts"] == b["pts"] and len(a["y"]) == frames
+    for plane in "yuv":
+        assert all(np.array_equal(x, y) for x, y in zip(a[plane], b[plane])), plane
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert (report["segment_entry"], report["segments"], report["keyframes"]) == ("seek", 4, [2, 20])
+    # and close to one sequential pass, which carries colour through every frame
+    cli.ok(cli.video(clip, plain, *plan[:-4]))
+    c = read_video(plain)
+    difference = max(np.abs(x.astype(int) - y).max() for plane in "uv" for x, y in zip(a[plane], c[plane]))
+    print(f"keyframed segments vs plain: chroma max {difference}")
+    assert difference <= 2
+
+
 def test_weights_without_a_hint_path_still_carry_keyframes(cli, gray_clip, tmp_path):
     automatic, guided = tmp_path / "automatic.mp4", tmp_path / "guided.mp4"
     cli.ok(cli.video(gray_clip, automatic, "--crf", 0))

@@ -1,7 +1,7 @@
 """`vidcolor IN OUT --resume`: segments in a work folder beside OUT, an interrupted run continued from the last
 completed segment, the same decoded frames as an uninterrupted --resume run, refusal of a mismatching work folder,
 and OUT never half-written. Interruptions are simulated in-process by raising KeyboardInterrupt (what Ctrl-C raises)
-at chosen points of vidcolor.resume."""
+at chosen points of vidcolor.resume and vidcolor.engine."""
 from __future__ import annotations
 
 import json
@@ -84,8 +84,6 @@ def test_work_folder_is_removed_on_success(runs):
 
 
 def test_interrupted_run_resumes_without_redoing_segments(runs, clip_with_audio, cli, tmp_path, monkeypatch):
-    from vidcolor import resume
-
     _, _, uninterrupted, _ = runs
     dst = tmp_path / "out.mp4"
     with monkeypatch.context() as patch:
@@ -98,13 +96,20 @@ def test_interrupted_run_resumes_without_redoing_segments(runs, clip_with_audio,
     manifest = json.loads((work_folder(dst) / "manifest.json").read_text())
     assert [s["frames"] for s in manifest["segments"]] == [4, 4]
 
+    from vidcolor import engine
+
     encoded = []
-    real_encode = resume._encode_batch
-    monkeypatch.setattr(resume, "_encode_batch", lambda batch, *rest: (encoded.extend(f.pts for f in batch),
-                                                                       real_encode(batch, *rest)))
+    real_run = engine.run_segment
+
+    def run_and_count(segment, *rest):
+        record = real_run(segment, *rest)
+        encoded.append(record["frames"])
+        return record
+
+    monkeypatch.setattr(engine, "run_segment", run_and_count)
     report = tmp_path / "report.json"
     cli.ok(cli.video(clip_with_audio, dst, *SEGMENT_ARGS, "--report", report))
-    assert len(encoded) == FRAMES - 8  # only the last segment was colorized again
+    assert encoded == [FRAMES - 8]  # only the last segment was colorized again
     assert json.loads(report.read_text())["frames_resumed"] == 8
     assert_same_frames(uninterrupted, read_video(dst))
     assert not work_folder(dst).exists()
@@ -124,12 +129,12 @@ def test_interruption_in_every_segment_still_gives_identical_frames(runs, clip_w
 
 
 def test_interrupted_join_leaves_no_output_and_resumes(runs, clip_with_audio, cli, tmp_path, monkeypatch):
-    from vidcolor import resume
+    from vidcolor import engine
 
     _, _, uninterrupted, _ = runs
     dst = tmp_path / "out.mp4"
     dst.write_bytes(b"an earlier result")  # -y: only a finished file may replace it
-    real_packets = resume._segment_packets
+    real_packets = engine._segment_packets
 
     def packets_then_interrupt(*args):
         for count, packet in enumerate(real_packets(*args)):
@@ -138,7 +143,7 @@ def test_interrupted_join_leaves_no_output_and_resumes(runs, clip_with_audio, cl
             yield packet
 
     with monkeypatch.context() as patch:
-        patch.setattr(resume, "_segment_packets", packets_then_interrupt)
+        patch.setattr(engine, "_segment_packets", packets_then_interrupt)
         assert cli.video(clip_with_audio, dst, *SEGMENT_ARGS, "-y").exit_code == 130
     assert dst.read_bytes() == b"an earlier result"
     assert sorted(p.name for p in tmp_path.iterdir()) == [work_folder(dst).name, "out.mp4"]

@@ -151,6 +151,7 @@ def main():
 
     \b
     vidcolor IN.mp4 OUT.mp4          colorize a video (same as `vidcolor video ...`)
+    vidcolor batch IN... -o OUT_DIR  colorize every video in files and folders
     vidcolor image IN.jpg -o OUT.png colorize stills
     vidcolor live                    colorize a webcam or stream in real time
     vidcolor frames IN.mp4 -o DIR    frames to colour by hand, for --keyframes
@@ -158,49 +159,110 @@ def main():
     """
 
 
+class TimeParam(click.ParamType):
+    """A time in the video: seconds (12.5) or HH:MM:SS.xx / MM:SS.xx."""
+    name = "TIME"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, float):
+            return value
+        try:
+            parts = [float(p) for p in str(value).split(":")]
+            if len(parts) > 3 or any(p < 0 for p in parts):
+                raise ValueError
+        except ValueError:
+            self.fail(f"{value!r} is not a time; use seconds (90.5) or HH:MM:SS.xx (00:01:30.5)", param, ctx)
+        seconds = 0.0
+        for part in parts:
+            seconds = seconds * 60 + part
+        return seconds
+
+
+def video_options(f):
+    """The options of every video command (video, batch): how to colorize, encode and where the segments run."""
+    options = [
+        click.option("--batch-size", default=8, show_default=True, type=click.IntRange(1, 1024),
+                     help="Frames per model call."),
+        click.option("--smooth", type=click.FloatRange(0, 1), default=None,
+                     help="Temporal chroma smoothing strength, 0 (off) to 1. [default: 0.8]"),
+        click.option("--crf", default=None, type=click.IntRange(0, 63),
+                     help="Constant quality for libx264/libx265/libvpx-vp9 (0 = lossless x264). [default: 18]"),
+        click.option("--preset", default=None, type=click.Choice(X264_PRESETS),
+                     help="libx264/libx265 speed preset. [default: medium]"),
+        click.option("--codec", default=None, help="Video encoder. [default: libx264, or the container's own]"),
+        click.option("--no-audio", is_flag=True, help="Drop the audio instead of copying it."),
+        click.option("-y", "--overwrite", is_flag=True, help="Replace OUT if it exists."),
+        click.option("--quiet", is_flag=True, help="No progress bar."),
+        click.option("--resume", is_flag=True,
+                     help="Work in segments kept in .OUT.vidcolor-work/ beside OUT; rerun the same command with "
+                          "--resume after an interruption to continue with the segments not yet done."),
+        click.option("--segment-frames", default=1000, show_default=True, type=click.IntRange(1),
+                     help="Frames per segment with --resume, --jobs, --ray or --start/--end (the unit of work, and "
+                          "the most an interruption loses)."),
+        click.option("--keyframes", type=click.Path(path_type=Path),
+                     help="Folder of colour keyframes named by 0-based frame index: <index>.png/.jpg (a coloured "
+                          "version of that frame) or <index>.json (colour points). Their colours are carried along "
+                          "the motion to the frames around them, within each shot (`vidcolor frames` exports frames "
+                          "to colour)."),
+        click.option("--jobs", default=1, show_default=True, type=click.IntRange(1, 256),
+                     help="Segment worker processes on this machine (with GPUs, worker k uses GPU k modulo their "
+                          "number)."),
+        click.option("--ray", "ray_address", metavar="ADDRESS",
+                     help="Run the segments as tasks on a Ray cluster (ADDRESS of its head, or auto); IN and OUT's "
+                          "folder must be on a filesystem every node shares. Needs pip install \"vidcolor[ray]\"."),
+        click.option("--start", "start_s", type=TimeParam(), default=None,
+                     help="Colorize only from this time (seconds or HH:MM:SS.xx from the first frame)."),
+        click.option("--end", "end_s", type=TimeParam(), default=None,
+                     help="Colorize only up to this time (the frame shown at it is left out)."),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def make_video_options(size, batch_size, smooth, crf, preset, codec, no_audio, overwrite, quiet, resume,
+                       segment_frames, keyframes, jobs, start_s, end_s):
+    from .pipeline import VideoOptions
+    from .video_io import EncoderSettings
+
+    return VideoOptions(size=size, batch_size=batch_size, smooth=smooth, audio=not no_audio, overwrite=overwrite,
+                        progress=not quiet, resume=resume, segment_frames=segment_frames,
+                        encoder=EncoderSettings(codec=codec, crf=crf, preset=preset), keyframes=keyframes,
+                        jobs=jobs, start_s=start_s, end_s=end_s)
+
+
+def segment_runner(ray_address: str | None):
+    """Where segments run: None (this machine: in process or --jobs workers) or a Ray cluster's runner."""
+    if not ray_address:
+        return None
+    from .cluster import RayRunner
+
+    return RayRunner(ray_address)
+
+
 @main.command()
 @click.argument("src", metavar="IN", type=click.Path(path_type=Path))
 @click.argument("dst", metavar="OUT", type=click.Path(path_type=Path))
 @functools.partial(model_options, size=192)  # colorizer.DEFAULT_VIDEO_SIZE, written out so --help needs no torch
-@click.option("--batch-size", default=8, show_default=True, type=click.IntRange(1, 1024), help="Frames per model call.")
-@click.option("--smooth", type=click.FloatRange(0, 1), default=None,
-              help="Temporal chroma smoothing strength, 0 (off) to 1. [default: 0.8]")
-@click.option("--crf", default=None, type=click.IntRange(0, 63),
-              help="Constant quality for libx264/libx265/libvpx-vp9 (0 = lossless x264). [default: 18]")
-@click.option("--preset", default=None, type=click.Choice(X264_PRESETS),
-              help="libx264/libx265 speed preset. [default: medium]")
-@click.option("--codec", default=None, help="Video encoder. [default: libx264, or the container's own]")
-@click.option("--no-audio", is_flag=True, help="Drop the audio instead of copying it.")
-@click.option("-y", "--overwrite", is_flag=True, help="Replace OUT if it exists.")
-@click.option("--quiet", is_flag=True, help="No progress bar.")
+@video_options
 @click.option("--report", type=click.Path(dir_okay=False), help="Write a JSON summary of the run here.")
-@click.option("--resume", is_flag=True,
-              help="Work in segments kept in .OUT.vidcolor-work/ beside OUT; rerun the same command with --resume "
-                   "after an interruption to continue from the last completed segment.")
-@click.option("--segment-frames", default=1000, show_default=True, type=click.IntRange(1),
-              help="With --resume: frames per segment (the most work an interruption loses).")
-@click.option("--keyframes", type=click.Path(path_type=Path),
-              help="Folder of colour keyframes named by 0-based frame index: <index>.png/.jpg (a coloured version "
-                   "of that frame) or <index>.json (colour points). Their colours are carried along the motion to "
-                   "the frames around them, within each shot (`vidcolor frames` exports frames to colour).")
 def video(src, dst, weights, device, size, saturation, batch_size, smooth, crf, preset, codec, no_audio, overwrite,
-          quiet, report, resume, segment_frames, keyframes):
+          quiet, report, resume, segment_frames, keyframes, jobs, ray_address, start_s, end_s):
     """Colorize the video IN into OUT, keeping its size, timing and audio."""
 
     def job():
         from .colorizer import load_colorizer
         from .files import check_writable_file
-        from .pipeline import VideoOptions, check_video_job, colorize_video
-        from .video_io import EncoderSettings
+        from .pipeline import check_video_job, colorize_video
 
-        options = VideoOptions(size=size, batch_size=batch_size, smooth=smooth, audio=not no_audio,
-                               overwrite=overwrite, progress=not quiet, resume=resume, segment_frames=segment_frames,
-                               encoder=EncoderSettings(codec=codec, crf=crf, preset=preset), keyframes=keyframes)
+        options = make_video_options(size, batch_size, smooth, crf, preset, codec, no_audio, overwrite, quiet,
+                                     resume, segment_frames, keyframes, jobs, start_s, end_s)
         if report:
             check_writable_file(Path(report), "report")
         check_video_job(src, dst, options)  # fail before the model loads
+        runner = segment_runner(ray_address)
         colorizer = load_colorizer(weights, device, saturation)
-        summary = colorize_video(src, dst, colorizer, options)
+        summary = colorize_video(src, dst, colorizer, options, runner)
         write_report(report, summary)
         damage = damage_note(summary)
         if damage:  # shown even with --quiet: the output is missing something the input promised
@@ -209,11 +271,52 @@ def video(src, dst, weights, device, size, saturation, batch_size, smooth, crf, 
             click.echo(f"{dst}: {summary['frames']} frames in {summary['seconds']:.1f} s "
                        f"({summary['fps']:.1f} frames/s on {summary['device']}), audio {summary['audio']}", err=True)
 
-    if resume:
-        after_stop = "finished segments are kept; the same command continues from the last one"
+    if resume or jobs > 1 or ray_address or start_s is not None or end_s is not None:
+        after_stop = "finished segments are kept; the same command with --resume continues with the rest" \
+            if not resume else "finished segments are kept; the same command continues from the last one"
     else:
         after_stop = "no output written (with --resume, finished segments survive an interruption)"
     run_guarded(job, after_stop)
+
+
+@main.command()
+@click.argument("inputs", metavar="IN...", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("-o", "--output", "out_dir", required=True, type=click.Path(path_type=Path, file_okay=False),
+              help="Folder for the outputs: OUT_DIR/<input's path relative to its IN>, same name, --ext suffix.")
+@click.option("--ext", default=".mp4", show_default=True, help="Suffix of the outputs (.mp4, .mkv, .mov).")
+@functools.partial(model_options, size=192)
+@video_options
+@click.option("--report", type=click.Path(dir_okay=False),
+              help="Write a JSON list of every file and its result (ok, skipped, error with its reason) here.")
+def batch(inputs, out_dir, ext, weights, device, size, saturation, batch_size, smooth, crf, preset, codec, no_audio,
+          overwrite, quiet, report, resume, segment_frames, keyframes, jobs, ray_address, start_s, end_s):
+    """Colorize every video in the files and folders IN (recursively, by video suffix) into OUT_DIR. Outputs that
+    exist are skipped (-y redoes them); a file that fails does not stop the others. Exit 0 when all succeeded."""
+
+    def job():
+        from .batch import colorize_files
+        from .colorizer import load_colorizer
+        from .files import check_writable_file
+
+        options = make_video_options(size, batch_size, smooth, crf, preset, codec, no_audio, overwrite, quiet,
+                                     resume, segment_frames, keyframes, jobs, start_s, end_s)
+        if report:
+            check_writable_file(Path(report), "report")
+        runner = segment_runner(ray_address)
+        results = colorize_files(list(inputs), out_dir, lambda: load_colorizer(weights, device, saturation), options,
+                                 runner, ext)
+        write_report(report, {"files": results})
+        for result in results:
+            line = f"{result['input']}: {result['result']}"
+            if result["result"] == "error":
+                line += f": {result['error']}"
+            click.echo(line, err=True)
+        failed = sum(1 for r in results if r["result"] == "error")
+        if failed:
+            click.echo(f"vidcolor: error: {failed} of {len(results)} files failed", err=True)
+            sys.exit(1)
+
+    run_guarded(job, "finished outputs are kept; the same command skips them")
 
 
 def damage_note(summary: dict) -> str:

@@ -288,6 +288,17 @@ class KeyframeGuide:
         self.frames = count
         self.check_length(count)
 
+    def prepared_state(self) -> dict:
+        """What prepare() learnt, as plain values (JSON), so that a segment worker of the same video (another process
+        or node, reading the same cache folder) can skip the first pass: restore_prepared()."""
+        return {"cuts": sorted(self.cuts), "backward": {str(i): s for i, s in self._backward.items()},
+                "frames": self.frames}
+
+    def restore_prepared(self, state: dict) -> None:
+        self.cuts = set(state["cuts"])
+        self._backward = {int(i): s for i, s in state["backward"].items()}
+        self.frames = state["frames"]
+
     def carry_luma(self, luma: np.ndarray) -> np.ndarray:
         """A frame's luma at the carry's size, where its flow is computed."""
         return resize_plane(luma, self.carry_h, self.carry_w)

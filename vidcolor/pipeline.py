@@ -6,55 +6,37 @@ Video is a bounded pipeline of three threads:
     encode thread  : build frames, encode, mux audio packets in file order
 Memory does not grow with the video's length: at most a few batches of frames are alive at once. Torch releases
 the GIL inside its kernels, as do PyAV's decoder and encoder, so the three stages really overlap.
+
+This plain run is the segment engine's (vidcolor/engine.py) one streaming segment written straight into OUT: the
+per-batch step (engine.colorize_batch) is the engine's. Segmented runs (--resume, --jobs, --ray, --start/--end)
+are handed to engine.colorize_segmented.
 """
 from __future__ import annotations
 
-import os
+import os  # noqa: F401 (tests patch os.replace and os.access through this module)
 import queue
 import shutil
 import sys
-import tempfile
 import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
 from . import color
-from .colorizer import DEFAULT_SIZE, DEFAULT_VIDEO_SIZE, Colorizer, resize_plane
+from .colorizer import DEFAULT_SIZE, DEFAULT_VIDEO_SIZE, Colorizer, resize_plane  # noqa: F401 (the studio imports it from here)
 from .errors import InputError, OutputError, VidcolorError
 from .files import as_output_error as _as_output_error, check_output, partial_path, place_output, remove_quietly
 from .image_io import (ALPHA_SUFFIXES, DEEP_SUFFIXES, IMAGE_SUFFIXES, read_picture, to_uint8,
                        write_image_atomic)
-from .keyframes import KeyframeGuide, blend_carried, network_hints
-from .video_io import EncoderSettings, VideoReader, VideoWriter, check_video_output
+from .engine import (DEFAULT_BATCH_SIZE, DEFAULT_SEGMENT_FRAMES, Timings, VideoOptions, attach_guidance,  # noqa: F401
+                     check_segmented_output, chroma_planes, colorize_batch, colorize_segmented, describe_run, guided_chroma,
+                     open_keyframe_guide, predict_chroma, smoothing_strength)
+from .keyframes import KeyframeGuide
+from .video_io import VideoReader, VideoWriter, check_video_output
 
-DEFAULT_BATCH_SIZE = 8
-# With --resume: frames per segment, the most work an interruption can lose (about 40 s of 25 fps video).
-DEFAULT_SEGMENT_FRAMES = 1000
 # How long a blocked queue operation waits before checking whether another stage has failed (seconds).
 POLL_S = 0.1
-
-
-@dataclass(frozen=True)
-class VideoOptions:
-    size: int = DEFAULT_VIDEO_SIZE  # working short side, pixels
-    batch_size: int = DEFAULT_BATCH_SIZE
-    smooth: float | None = None  # temporal smoothing strength; None: the smoother's default, 0: off
-    encoder: EncoderSettings = field(default_factory=EncoderSettings)
-    audio: bool = True
-    overwrite: bool = False
-    progress: bool = True
-    resume: bool = False  # work in segments that an interrupted run can continue from (resume.py)
-    segment_frames: int = DEFAULT_SEGMENT_FRAMES  # with resume only
-    # A folder of colour keyframes (<frame index>.png/.jpg/.json, vidcolor/keyframes.py), carried through the video.
-    keyframes: str | os.PathLike | None = None
-    # Called from a worker thread with the number of frames written so far, after each frame (the studio's progress
-    # bar), and with 0 before each frame of the keyframes' first pass. It may raise (vidcolor.errors.Cancelled) to
-    # stop the run: the partial output (and the keyframes' cache) is removed as on any error.
-    on_progress: Callable[[int], None] | None = None
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -96,111 +78,15 @@ def _get(q: queue.Queue, stop: threading.Event):
     raise _Stopped()
 
 
-def predict_chroma(colorizer: Colorizer, small: np.ndarray, full_range: bool, hints: list | None = None) -> np.ndarray:
-    """Working-size luma planes (N x h x w uint8, in the video's range) -> chroma N x 2 x h' x w' in [-0.5, 0.5].
-    hints: None, or per frame the network's hint planes (3 x h x w) or None (automatic colour)."""
-    model_luma = small.astype(np.float32) / 255.0 if full_range else color.limited_to_full_luma(small)
-    planes = None
-    # Weights without a hint path still get keyframes: their colour is carried and blended, only the network
-    # cannot see it (guided_chroma).
-    if hints is not None and colorizer.takes_hints and any(h is not None for h in hints):
-        empty = np.zeros((3, *small.shape[1:]), np.float32)
-        planes = np.stack([empty if h is None else h for h in hints])
-    return colorizer.predict(model_luma, planes)
-
-
-def attach_guidance(item, number: int, guide, work_h: int, work_w: int) -> None:
-    """Give a decoded frame (in decode order) its number in presentation order, as keyframes are named, and the
-    colour carried to it from keyframes: as the network's hints and for the output (vidcolor/keyframes.py)."""
-    item.number = number
-    item.carried = guide.carried(number, item.luma) if guide is not None else None
-    item.hints = None if item.carried is None else network_hints(item.carried, work_h, work_w)
-
-
-def guided_chroma(item, predicted: np.ndarray, guide, smoother, colorizer: Colorizer, size: int, limited: bool,
-                  chroma_h: int, chroma_w: int, timings: "_Timings | None" = None) -> tuple[np.ndarray, np.ndarray]:
-    """One frame's output Cb and Cr planes from its predicted chroma, in frame order: smoothed, or at a colour
-    keyframe exactly the keyframe's colours (and the smoother carries them on). The one copy of this step for the
-    plain and the --resume path."""
-    t = time.perf_counter()
-    if guide is not None and guide.is_keyframe(item.number):
-        cb, cr, anchor = guide.keyframe_planes(item.number, item.luma, colorizer, size, chroma_h, chroma_w, limited)
-        smoother.anchor(item.small, anchor)
-        if timings is not None:
-            timings.merge_s += time.perf_counter() - t
-        return cb, cr
-    smoothed = smoother.smooth(item.small, predicted)
-    t2 = time.perf_counter()
-    if item.carried is not None:
-        full = blend_carried(smoothed, item.carried, chroma_h, chroma_w)
-        planes = color.chroma_to_plane(full[0], limited), color.chroma_to_plane(full[1], limited)
-    else:
-        planes = chroma_planes(smoothed, limited, chroma_h, chroma_w)
-    if timings is not None:
-        timings.smoothing_s += t2 - t
-        timings.merge_s += time.perf_counter() - t2
-    return planes
-
-
-def open_keyframe_guide(src: Path, dst: Path, colorizer: Colorizer, options: VideoOptions, info,
-                        work_shape: tuple[int, int]):
-    """(KeyframeGuide after its first pass, its cache folder) for options.keyframes, or (None, None)."""
-    if options.keyframes is None:
-        return None, None
-    from tqdm import tqdm
-
-
-    cache = Path(tempfile.mkdtemp(prefix=f".{dst.name}.vidcolor-keyframes-", dir=dst.parent))
-    try:
-        guide = KeyframeGuide(options.keyframes, info.width, info.height, info.full_range, work_shape, cache)
-        with VideoReader(src, with_audio=False) as first:
-            progress = tqdm(total=first.estimated_frames() or None, unit="frame", desc="keyframes", file=sys.stderr,
-                            disable=not options.progress, dynamic_ncols=True, leave=False)
-            try:
-                guide.prepare(_first_pass_frames(first, options), colorizer, options.size, progress)
-            finally:
-                progress.close()
-    except BaseException:
-        shutil.rmtree(cache, ignore_errors=True)
-        raise
-    return guide, cache
-
-
-def _first_pass_frames(reader: VideoReader, options: VideoOptions):
-    """The video frames of the keyframes' first pass. on_progress hears 0 (nothing written yet) before each, so
-    that a caller can stop during this pass too, which takes as long as decoding the whole video."""
-    for kind, item in reader:
-        if kind == "video":
-            if options.on_progress is not None:
-                options.on_progress(0)
-            yield item
-
-
-def chroma_planes(chroma: np.ndarray, limited: bool, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
-    """Chroma 2 x h x w in [-0.5, 0.5] -> uint8 Cb and Cr planes of the output's chroma size.
-
-    Quantised at the small size, then one 2-channel resize: 3x cheaper than resizing floats, and at most one level
-    away from it.
-    """
-    planes = resize_plane(np.ascontiguousarray(color.chroma_to_plane(chroma, limited).transpose(1, 2, 0)),
-                          height, width)  # height x width x 2
-    return planes[..., 0], planes[..., 1]
-
-
-@dataclass
-class _Timings:
-    decode_s: float = 0.0
-    inference_s: float = 0.0
-    smoothing_s: float = 0.0
-    merge_s: float = 0.0
-    encode_s: float = 0.0
-
-
 def check_video_job(src, dst, options: VideoOptions = VideoOptions()) -> None:
     """Every check that does not need the model: output safety, a readable video input, an encoder and a container
     that can write it. The CLI runs this before loading the network, so that a mistake is reported at once."""
     src, dst = Path(src), Path(dst)
     check_output(src, dst, options.overwrite)
+    if options.segmented:
+        check_segmented_output(dst)
+        if options.start_s is not None and options.end_s is not None and options.end_s <= options.start_s:
+            raise VidcolorError(f"--end ({options.end_s} s) must be after --start ({options.start_s} s)")
     with VideoReader(src, with_audio=options.audio) as reader:
         check_video_output(partial_path(dst), reader.info, options.encoder)
         if options.keyframes is not None:
@@ -208,20 +94,17 @@ def check_video_job(src, dst, options: VideoOptions = VideoOptions()) -> None:
             KeyframeGuide(options.keyframes, reader.info.width, reader.info.height, reader.info.full_range, (2, 2))
 
 
-def colorize_video(src, dst, colorizer: Colorizer, options: VideoOptions = VideoOptions()) -> dict:
+def colorize_video(src, dst, colorizer: Colorizer, options: VideoOptions = VideoOptions(), runner=None) -> dict:
     """Colorize the video file src into dst. Returns a summary dict (the CLI's --report).
 
     Damaged input is decoded as far as it can be (see VideoReader): the summary's corrupt_packets, frames_lost and
     read_error say what was missing, and the CLI prints them. dst appears only when the whole run succeeded.
+    A segmented run (options.segmented, or a runner: where segments run, e.g. vidcolor.cluster's Ray runner) goes
+    to the segment engine.
     """
-    if options.resume:
-        from .resume import colorize_video_resumable
-
-        if options.on_progress is not None:
-            raise ValueError("on_progress is not supported with resume")
-
-        return colorize_video_resumable(src, dst, colorizer, options)
-    from .smoothing import DEFAULT_STRENGTH, ChromaSmoother
+    if options.segmented or runner is not None:
+        return colorize_segmented(src, dst, colorizer, options, runner)
+    from .smoothing import ChromaSmoother
 
     src, dst = Path(src), Path(dst)
     if options.batch_size < 1:
@@ -233,14 +116,14 @@ def colorize_video(src, dst, colorizer: Colorizer, options: VideoOptions = Video
     tmp = partial_path(dst)
     writer = None
     stop = threading.Event()
-    timings = _Timings()
+    timings = Timings()
     work_h, work_w = colorizer.working_shape(info.height, info.width, options.size)
     try:
-        guide, guide_cache = open_keyframe_guide(src, dst, colorizer, options, info, (work_h, work_w))
+        guide, guide_cache = open_keyframe_guide(src, dst.parent, dst.name, colorizer, options, info, (work_h, work_w))
     except BaseException:
         reader.close()
         raise
-    strength = DEFAULT_STRENGTH if options.smooth is None else options.smooth
+    strength = smoothing_strength(options)
     smoother = ChromaSmoother(strength)
     inbox: queue.Queue = queue.Queue(maxsize=2 * options.batch_size)
     outbox: queue.Queue = queue.Queue(maxsize=2 * options.batch_size)
@@ -312,25 +195,18 @@ def colorize_video(src, dst, colorizer: Colorizer, options: VideoOptions = Video
         encoder.start()
 
         def flush(pending):
-            """Predict chroma for the frames in `pending`, then pass every item on in file order."""
+            """Colorize the frames in `pending` (engine.colorize_batch), then pass every item on in file order."""
             frames = [item for kind, item in pending if kind == "video"]
-            chroma = None
-            if frames:
-                t = time.perf_counter()
-                chroma = predict_chroma(colorizer, np.stack([f.small for f in frames]), info.full_range,
-                                        [f.hints for f in frames])
-                timings.inference_s += time.perf_counter() - t
-            n = 0
+            planes = iter(colorize_batch(frames, colorizer, smoother, guide, info.full_range, options.size,
+                                         chroma_h, chroma_w, timings) if frames else [])
             for kind, item in pending:
                 if errors:
                     raise errors[0]
                 if kind == "audio":
                     _put(outbox, (kind, item), stop)
                     continue
-                cb, cr = guided_chroma(item, chroma[n], guide, smoother, colorizer, options.size,
-                                       not info.full_range, chroma_h, chroma_w, timings)
+                cb, cr = next(planes)
                 _put(outbox, ("video", item, cb, cr), stop)
-                n += 1
 
         pending = []
         batched = 0
@@ -399,28 +275,6 @@ def colorize_video(src, dst, colorizer: Colorizer, options: VideoOptions = Video
     if guide is not None:
         summary["keyframes"] = guide.indices
     return summary
-
-
-def describe_run(src: Path, dst: Path, colorizer: Colorizer, info, working_shape: tuple[int, int], strength: float,
-                 scene_cuts: int, output_codec: str, output_pix_fmt: str) -> dict:
-    """The part of a video run's summary (the CLI's --report) that a normal and a --resume run share."""
-    rate = float(info.rate) if info.rate else None
-    return {
-        "input": str(src),
-        "output": str(dst),
-        "device": str(colorizer.device),
-        "precision": colorizer.precision.name,
-        "precision_reason": colorizer.precision.reason,
-        "weights": colorizer.weights,
-        "saturation": colorizer.saturation,
-        "working_size": [working_shape[1], working_shape[0]],
-        "smoothing": strength,
-        "scene_cuts": scene_cuts,
-        "input_video": {"width": info.width, "height": info.height, "rate": rate, "codec": info.codec,
-                        "pix_fmt": info.pix_fmt},
-        "output_video": {"width": info.width, "height": info.height, "rate": rate, "codec": output_codec,
-                         "pix_fmt": output_pix_fmt},
-    }
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from fractions import Fraction
 
 import av
 import av.logging
+import numpy as np
 
 # Packets (or encoded frames) per stream in the trial: enough to reach a muxer's per-packet checks and for the
 # file to be recognised when read back (MPEG-TS needs a few).
@@ -293,15 +294,40 @@ def audio_summary(plans: list[StreamPlan]) -> str:
     return ", ".join(modes)
 
 
+def _same_codec_conversion(plan: StreamPlan, source) -> StreamPlan:
+    """A copy plan turned into a re-encoding into the same codec (AAC where FFmpeg cannot encode it), at the
+    stream's own rate and layout: for a cut, which copied packets cannot make."""
+    context = source.codec_context
+    for name in (context.name, "aac"):
+        try:
+            encoder = av.codec.Codec(name, "w")
+        except (av.FFmpegError, ValueError):
+            continue
+        if encoder.type == "audio" and encoder.audio_formats:
+            rates = list(encoder.audio_rates or [])
+            rate = context.sample_rate if not rates or context.sample_rate in rates else 48000
+            return StreamPlan(plan.index, "audio", "convert", encoder.name, rate, layout_name(context),
+                              encoder.audio_formats[0].name)
+    raise ValueError(f"no audio encoder for {context.name}")
+
+
 class StreamCopier:
     """Adds the planned streams to an output container and muxes the input's packets into them (copied, or decoded,
     resampled and encoded). Packets of streams without a plan are ignored."""
 
-    def __init__(self, container, plans: list[StreamPlan], source_streams):
+    def __init__(self, container, plans: list[StreamPlan], source_streams, window: tuple[float, float] | None = None,
+                 origin_s: float = 0.0):
+        """window: keep only the audio presented in [start, end) seconds of the input's timeline (--start/--end):
+        every audio stream is then decoded, cut at the sample and re-encoded (a copied packet cannot be cut), in
+        its own codec where FFmpeg has an encoder for it, and moved origin_s earlier; subtitles are left out."""
         self.container = container
         by_index = {s.index: s for s in source_streams}
         self._outputs = {}
         self._converters = {}
+        self.window, self.origin_s = window, origin_s
+        if window is not None:
+            plans = [plan if plan.action == "convert" else _same_codec_conversion(plan, by_index[plan.index])
+                     for plan in plans if plan.kind == "audio"]
         for plan in plans:
             source = by_index[plan.index]
             if plan.action == "copy":
@@ -332,12 +358,35 @@ class StreamCopier:
             self._encode(stream, resampler, frame)
 
     def _encode(self, stream, resampler, frame) -> None:
+        if frame is not None and self.window is not None:
+            frame = self._cut(frame)
+            if frame is None:
+                return
         if frame is not None and frame.layout.name != stream.layout.name and frame.layout.channels == \
                 stream.layout.channels:
             # A count without positions ("2 channels"): the resampler needs the positions, so name the guess.
             frame.layout = stream.layout.name
         for resampled in resampler.resample(frame):
             self.container.mux(stream.encode(resampled))
+
+    def _cut(self, frame):
+        """The part of a decoded audio frame inside the window, timed from origin_s; None if nothing is."""
+        if frame.pts is None or frame.time_base is None:
+            return None
+        rate, start_s, end_s = frame.sample_rate, frame.pts * frame.time_base, self.window[1]
+        first = max(0, round((self.window[0] - start_s) * rate))
+        last = frame.samples if end_s is None else min(frame.samples, round((end_s - start_s) * rate))
+        if last <= first:
+            return None
+        samples = frame.to_ndarray()  # planar: channels x samples; packed: 1 x (samples x channels), interleaved
+        step = 1 if frame.format.is_planar else len(frame.layout.channels)
+        cut = samples[:, first * step:last * step]
+        out = av.AudioFrame.from_ndarray(np.ascontiguousarray(cut), format=frame.format.name,
+                                         layout=frame.layout.name)
+        out.sample_rate = rate
+        out.time_base = Fraction(1, rate)
+        out.pts = round((start_s - Fraction(self.origin_s)) * rate) + first
+        return out
 
     def flush(self) -> None:
         for index, (decoder, resampler) in self._converters.items():

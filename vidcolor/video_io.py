@@ -207,6 +207,100 @@ def follow_on(packets):
         yield packet
 
 
+class SeekMissed(Exception):
+    """A seek did not land on the keyframe asked for: the caller decodes from the start instead."""
+
+
+@dataclass
+class VideoIndex:
+    """The video stream's packets, read without decoding (a demux pass: cheap, even for a film).
+
+    pts: every frame's timestamp in presentation order (sorted), which is the frame numbering a decode from the
+    start gives when the input is exact. keyframes: (pts, dts) of the packets a decoder can start from, by pts.
+    exact: whether frames can be entered by seeking and identified by timestamp; reason says why not.
+    """
+    pts: list[int]
+    keyframes: list[tuple[int, int | None]]
+    time_base: Fraction | None
+    exact: bool
+    reason: str | None = None
+
+    def keyframe_before(self, pts: int) -> tuple[int, int | None] | None:
+        """The last keyframe whose pts is at or before pts (None if there is none)."""
+        import bisect
+
+        position = bisect.bisect_right([k[0] for k in self.keyframes], pts) - 1
+        return self.keyframes[position] if position >= 0 else None
+
+
+def moving_video_stream(container):
+    """The first video stream that is not cover art, as VideoReader picks it; None if there is none."""
+    return next((s for s in container.streams.video if not s.disposition & av.stream.Disposition.attached_pic),
+                None)
+
+
+# Frames read_index decodes to check that decoded frames carry the packets' timestamps in presentation order:
+# several GOPs of a typical file (one keyframe every 1 to 10 s), a fraction of a second's decoding.
+PROBE_FRAMES = 64
+
+
+def _decodes_in_pts_order(path: Path, expected: list[int]) -> bool:
+    """Whether decoding path from its start gives frames whose pts are `expected`, in that order."""
+    got = []
+    try:
+        with av.open(str(path)) as container:
+            stream = moving_video_stream(container)
+            for packet in container.demux(stream):
+                for frame in packet.decode():
+                    got.append(frame.pts)
+                if len(got) >= len(expected):
+                    break
+    except av.FFmpegError:
+        return False
+    return got[:len(expected)] == expected
+
+
+def read_index(path: Path) -> VideoIndex:
+    """Demux the video stream's packets of path (no decoding) into a VideoIndex. Anything that could make a seek
+    give frames other than a decode from the start marks the index inexact: a packet without pts (AVI with
+    B-frames, raw H.264), two packets with one pts, packets an edit list discards, no keyframe flags, a first
+    packet that is not a keyframe, or a demuxer error."""
+    pts, keyframes, reason = [], [], None
+    try:
+        with av.open(str(path)) as container:
+            stream = moving_video_stream(container)
+            if stream is None:
+                return VideoIndex([], [], None, False, "no video stream")
+            time_base = stream.time_base
+            for packet in container.demux(stream):
+                if not packet.size:
+                    continue
+                if packet.is_discard:
+                    reason = reason or "packets that an edit list discards"
+                    continue
+                if packet.pts is None:
+                    reason = reason or "packets without a timestamp"
+                    continue
+                if not pts and not packet.is_keyframe:
+                    reason = reason or "a first packet that is not a keyframe"
+                pts.append(packet.pts)
+                if packet.is_keyframe:
+                    keyframes.append((packet.pts, packet.dts))
+    except (av.FFmpegError, OSError) as exc:
+        return VideoIndex([], [], None, False, f"a demuxer error ({exc.__class__.__name__})")
+    pts.sort()
+    keyframes.sort()
+    if reason is None and not _decodes_in_pts_order(path, pts[:PROBE_FRAMES]):
+        # AVI has no presentation timestamps: FFmpeg numbers its packets in decode order, which with B-frames is
+        # not the order frames are shown in.
+        reason = "timestamps that are not the frames' presentation times"
+    if len(set(pts)) != len(pts):
+        reason = reason or "two frames with the same timestamp"
+    if not keyframes:
+        reason = reason or "no keyframe flags"
+    return VideoIndex(pts, keyframes, time_base, reason is None, reason)
+
+
 class VideoReader:
     """Iterate ("video", Frame) and ("audio", Packet) items in file order (the "audio" packets are those of
     kept_streams: every audio stream unless with_audio is False, and every subtitle stream). Use as a context manager.
@@ -390,6 +484,30 @@ class VideoReader:
             for frame in flushed:
                 yield "video", self._frame(frame, self.frames_decoded)
                 self.frames_decoded += 1
+
+    def enter_at(self, keyframe: tuple[int, int | None]) -> None:
+        """Seek so that iteration starts at the keyframe packet (pts, dts) of read_index, or at one before it.
+
+        Frames presented from that keyframe on then decode exactly as in a decode from the start (an open GOP's
+        leading frames, presented before the keyframe, may not: callers keep frames by pts at or after it). A
+        demuxer that lands anywhere else, or cannot seek, raises SeekMissed: no guessing."""
+        keyframe_pts, keyframe_dts = keyframe
+        # Demuxers index keyframes by pts or by dts (MP4's sample table is in decode order): both are tried.
+        offsets = [keyframe_pts] + ([keyframe_dts] if keyframe_dts is not None and keyframe_dts != keyframe_pts
+                                    else [])
+        for offset in offsets:
+            try:
+                self.container.seek(offset, stream=self.stream, backward=True, any_frame=False)
+                first = next((p for p in self.container.demux(self.stream) if p.size), None)
+                landed = (first is not None and first.is_keyframe and first.pts is not None
+                          and first.pts <= keyframe_pts)
+                if landed:
+                    # The peek consumed the keyframe's packet: seek again, to the same place.
+                    self.container.seek(offset, stream=self.stream, backward=True, any_frame=False)
+                    return
+            except (av.FFmpegError, StopIteration):
+                continue
+        raise SeekMissed(f"seeking to pts {keyframe_pts} did not land on that keyframe")
 
     def close(self):
         self.container.close()
