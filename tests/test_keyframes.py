@@ -214,3 +214,22 @@ def test_backward_carry_is_bounded(monkeypatch, gray_clip, tmp_path):
         guide.prepare((item for kind, item in reader if kind == "video"), None, 64)
     assert sorted(guide._backward) == [7, 8, 9]  # 3 steps back from frame 10, then the carry ends
     assert guide.frames == FRAMES
+
+
+def test_keyframes_with_fewer_network_calls(cli, hinted_checkpoint, gray_clip, tmp_path):
+    # With --every 3 the keyframe frame still gets exactly its colours (without a network call), and the frames
+    # after it that the network skips get the carried keyframe colour blended with the smoother's.
+    folder = keyframe_folder(tmp_path / "keys", {4: colour_frame(4)})
+    dst, report = tmp_path / "out.mp4", tmp_path / "report.json"
+    automatic = tmp_path / "automatic.mp4"
+    cli.ok(cli.video(gray_clip, automatic, "--crf", 0, "--weights", hinted_checkpoint, "--every", 3))
+    cli.ok(cli.video(gray_clip, dst, "--keyframes", folder, "--crf", 0, "--weights", hinted_checkpoint,
+                     "--every", 3, "--report", report))
+    summary = json.loads(report.read_text())
+    assert summary["network_frames"] < FRAMES - 1  # the keyframe and carried frames had no network call
+    out, auto = read_video(dst), read_video(automatic)
+    assert len(out["y"]) == FRAMES
+    assert chroma_error(out, 4, colour_frame(4)) < 1.0
+    for index in (5, 6, 7):
+        truth = colour_frame(index)
+        assert chroma_error(out, index, truth) < chroma_error(auto, index, truth)

@@ -165,6 +165,9 @@ def main():
 @click.option("--batch-size", default=8, show_default=True, type=click.IntRange(1, 1024), help="Frames per model call.")
 @click.option("--smooth", type=click.FloatRange(0, 1), default=None,
               help="Temporal chroma smoothing strength, 0 (off) to 1. [default: 0.8]")
+@click.option("--every", default=1, show_default=True, type=click.IntRange(1, 16), metavar="K",
+              help="Run the network on at most one frame in K (and wherever a shot starts or the carried colour "
+                   "loses trust); the others get the previous colour carried along the motion. MEASURED_COST")
 @click.option("--crf", default=None, type=click.IntRange(0, 63),
               help="Constant quality for libx264/libx265/libvpx-vp9 (0 = lossless x264). [default: 18]")
 @click.option("--preset", default=None, type=click.Choice(X264_PRESETS),
@@ -183,7 +186,7 @@ def main():
               help="Folder of colour keyframes named by 0-based frame index: <index>.png/.jpg (a coloured version "
                    "of that frame) or <index>.json (colour points). Their colours are carried along the motion to "
                    "the frames around them, within each shot (`vidcolor frames` exports frames to colour).")
-def video(src, dst, weights, device, size, saturation, batch_size, smooth, crf, preset, codec, no_audio, overwrite,
+def video(src, dst, weights, device, size, saturation, batch_size, smooth, every, crf, preset, codec, no_audio, overwrite,
           quiet, report, resume, segment_frames, keyframes):
     """Colorize the video IN into OUT, keeping its size, timing and audio."""
 
@@ -193,7 +196,7 @@ def video(src, dst, weights, device, size, saturation, batch_size, smooth, crf, 
         from .pipeline import VideoOptions, check_video_job, colorize_video
         from .video_io import EncoderSettings
 
-        options = VideoOptions(size=size, batch_size=batch_size, smooth=smooth, audio=not no_audio,
+        options = VideoOptions(size=size, batch_size=batch_size, smooth=smooth, every=every, audio=not no_audio,
                                overwrite=overwrite, progress=not quiet, resume=resume, segment_frames=segment_frames,
                                encoder=EncoderSettings(codec=codec, crf=crf, preset=preset), keyframes=keyframes)
         if report:

@@ -194,6 +194,7 @@ class Colorizer:
             model = fuse_onednn(model)
         self.model = model
         self._batch_limit = 0  # 0: no limit; set when a batch ran out of GPU memory
+        self._output_shapes: dict[tuple[int, int], tuple[int, int]] = {}
 
     def working_shape(self, height: int, width: int, size: int = DEFAULT_SIZE) -> tuple[int, int]:
         if self.config.fixed_size:
@@ -203,6 +204,14 @@ class Colorizer:
     @property
     def takes_hints(self) -> bool:
         return self.config.hints
+
+    def output_shape(self, height: int, width: int) -> tuple[int, int]:
+        """The network's chroma h' x w' for working-size luma height x width: measured once per size on a blank
+        frame (the architectures differ in how they round odd sizes), then remembered."""
+        key = (height, width)
+        if key not in self._output_shapes:
+            self._output_shapes[key] = tuple(self.predict(np.zeros((1, height, width), np.float32)).shape[2:])
+        return self._output_shapes[key]
 
     @torch.inference_mode()
     def predict(self, luma: np.ndarray, hints: np.ndarray | None = None) -> np.ndarray:

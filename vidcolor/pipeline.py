@@ -43,6 +43,9 @@ class VideoOptions:
     size: int = DEFAULT_VIDEO_SIZE  # working short side, pixels
     batch_size: int = DEFAULT_BATCH_SIZE
     smooth: float | None = None  # temporal smoothing strength; None: the smoother's default, 0: off
+    # The network on at most one frame in `every` (and wherever the carried colour loses trust or a shot starts);
+    # the smoother carries colour to the rest (vidcolor/smoothing.py, ChromaSmoother.schedule). 1: every frame.
+    every: int = 1
     encoder: EncoderSettings = field(default_factory=EncoderSettings)
     audio: bool = True
     overwrite: bool = False
@@ -109,6 +112,26 @@ def predict_chroma(colorizer: Colorizer, small: np.ndarray, full_range: bool, hi
     return colorizer.predict(model_luma, planes)
 
 
+def predict_scheduled(colorizer: Colorizer, frames: list, full_range: bool, guide, smoother) -> list:
+    """Chroma (2 x h' x w') for each of a batch's frames (in frame order) that the smoother's schedule sends to the
+    network, None for the frames it carries colour to (and, with every > 1, for colour keyframes, whose colour is
+    given). With every == 1 the whole batch is predicted, as before the schedule existed."""
+    if not frames:
+        return []
+    small = np.stack([f.small for f in frames])
+    needed = [True] * len(frames)
+    if smoother.every > 1:
+        anchored = [guide is not None and guide.is_keyframe(f.number) for f in frames]
+        needed = smoother.schedule([f.small for f in frames], colorizer.output_shape(*small.shape[1:]), anchored)
+    chosen = [i for i, need in enumerate(needed) if need]
+    out = [None] * len(frames)
+    if chosen:
+        chroma = predict_chroma(colorizer, small[chosen], full_range, [frames[i].hints for i in chosen])
+        for i, predicted in zip(chosen, chroma):
+            out[i] = predicted
+    return out
+
+
 def attach_guidance(item, number: int, guide, work_h: int, work_w: int) -> None:
     """Give a decoded frame (in decode order) its number in presentation order, as keyframes are named, and the
     colour carried to it from keyframes: as the network's hints and for the output (vidcolor/keyframes.py)."""
@@ -117,11 +140,12 @@ def attach_guidance(item, number: int, guide, work_h: int, work_w: int) -> None:
     item.hints = None if item.carried is None else network_hints(item.carried, work_h, work_w)
 
 
-def guided_chroma(item, predicted: np.ndarray, guide, smoother, colorizer: Colorizer, size: int, limited: bool,
+def guided_chroma(item, predicted: np.ndarray | None, guide, smoother, colorizer: Colorizer, size: int, limited: bool,
                   chroma_h: int, chroma_w: int, timings: "_Timings | None" = None) -> tuple[np.ndarray, np.ndarray]:
     """One frame's output Cb and Cr planes from its predicted chroma, in frame order: smoothed, or at a colour
-    keyframe exactly the keyframe's colours (and the smoother carries them on). The one copy of this step for the
-    plain and the --resume path."""
+    keyframe exactly the keyframe's colours (and the smoother carries them on). predicted None: a frame the
+    schedule did not predict (predict_scheduled), which gets the smoother's carried colour, blended with colour
+    carried from keyframes where there is some. The one copy of this step for the plain and the --resume path."""
     t = time.perf_counter()
     if guide is not None and guide.is_keyframe(item.number):
         cb, cr, anchor = guide.keyframe_planes(item.number, item.luma, colorizer, size, chroma_h, chroma_w, limited)
@@ -241,7 +265,7 @@ def colorize_video(src, dst, colorizer: Colorizer, options: VideoOptions = Video
         reader.close()
         raise
     strength = DEFAULT_STRENGTH if options.smooth is None else options.smooth
-    smoother = ChromaSmoother(strength)
+    smoother = ChromaSmoother(strength, options.every)
     inbox: queue.Queue = queue.Queue(maxsize=2 * options.batch_size)
     outbox: queue.Queue = queue.Queue(maxsize=2 * options.batch_size)
     errors: list[BaseException] = []
@@ -314,12 +338,9 @@ def colorize_video(src, dst, colorizer: Colorizer, options: VideoOptions = Video
         def flush(pending):
             """Predict chroma for the frames in `pending`, then pass every item on in file order."""
             frames = [item for kind, item in pending if kind == "video"]
-            chroma = None
-            if frames:
-                t = time.perf_counter()
-                chroma = predict_chroma(colorizer, np.stack([f.small for f in frames]), info.full_range,
-                                        [f.hints for f in frames])
-                timings.inference_s += time.perf_counter() - t
+            t = time.perf_counter()
+            chroma = predict_scheduled(colorizer, frames, info.full_range, guide, smoother)
+            timings.inference_s += time.perf_counter() - t
             n = 0
             for kind, item in pending:
                 if errors:
@@ -381,7 +402,7 @@ def colorize_video(src, dst, colorizer: Colorizer, options: VideoOptions = Video
             shutil.rmtree(guide_cache, ignore_errors=True)
 
     seconds = time.perf_counter() - start
-    summary = describe_run(src, dst, colorizer, info, (work_h, work_w), strength, smoother.cuts,
+    summary = describe_run(src, dst, colorizer, info, (work_h, work_w), strength, smoother,
                            writer.video.codec_context.name, writer.pix_fmt)
     summary.update({
         "frames": frames_in,
@@ -402,7 +423,7 @@ def colorize_video(src, dst, colorizer: Colorizer, options: VideoOptions = Video
 
 
 def describe_run(src: Path, dst: Path, colorizer: Colorizer, info, working_shape: tuple[int, int], strength: float,
-                 scene_cuts: int, output_codec: str, output_pix_fmt: str) -> dict:
+                 smoother, output_codec: str, output_pix_fmt: str) -> dict:
     """The part of a video run's summary (the CLI's --report) that a normal and a --resume run share."""
     rate = float(info.rate) if info.rate else None
     return {
@@ -415,7 +436,12 @@ def describe_run(src: Path, dst: Path, colorizer: Colorizer, info, working_shape
         "saturation": colorizer.saturation,
         "working_size": [working_shape[1], working_shape[0]],
         "smoothing": strength,
-        "scene_cuts": scene_cuts,
+        "scene_cuts": smoother.cuts,
+        # Network calls: at most one frame in `every`; network_frames counts the frames the schedule predicted
+        # (every frame, keyframes too, when every is 1).
+        "every": smoother.every,
+        "network_frames": smoother.network_frames if smoother.every > 1 else None,
+        "carried_frames": smoother.carried_frames,
         "input_video": {"width": info.width, "height": info.height, "rate": rate, "codec": info.codec,
                         "pix_fmt": info.pix_fmt},
         "output_video": {"width": info.width, "height": info.height, "rate": rate, "codec": output_codec,

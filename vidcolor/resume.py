@@ -59,8 +59,8 @@ from .colorizer import Colorizer, resize_plane
 from .errors import InputError, OutputError, VidcolorError
 from .files import place_output
 from .pipeline import (VideoOptions, _DONE, _Failed, _get, _put, _Stopped, _as_output_error, attach_guidance,
-                       check_output, describe_run, guided_chroma, open_keyframe_guide, partial_path, predict_chroma,
-                       remove_quietly)
+                       check_output, describe_run, guided_chroma, open_keyframe_guide, partial_path,
+                       predict_scheduled, remove_quietly)
 from .streams import ffmpeg_reasons
 from .video_io import VideoReader, VideoWriter, follow_on, output_format_name
 
@@ -100,7 +100,7 @@ def output_options(colorizer: Colorizer, options: VideoOptions, strength: float,
         weights = {"path": str(weights_file.resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
     encoder = options.encoder
     return {"vidcolor": __version__, "weights": weights, "device": colorizer.device.type, "size": options.size,
-            "saturation": colorizer.saturation, "smooth": strength, "batch_size": options.batch_size,
+            "saturation": colorizer.saturation, "smooth": strength, "every": options.every, "batch_size": options.batch_size,
             "segment_frames": options.segment_frames,
             "codec": encoder.codec, "crf": encoder.crf, "preset": encoder.preset, "pix_fmt": encoder.pix_fmt,
             "audio": options.audio, "suffix": suffix, "keyframes": keyframes_identity(options.keyframes)}
@@ -265,7 +265,7 @@ def colorize_video_resumable(src, dst, colorizer: Colorizer, options: VideoOptio
     try:
         if manifest is None:
             manifest = open_manifest(folder, identity, job)
-        smoother = ChromaSmoother(strength)
+        smoother = ChromaSmoother(strength, options.every)
         segments = manifest["segments"]
         if segments:
             with np.load(folder / segments[-1]["state"]) as state:
@@ -304,7 +304,7 @@ def colorize_video_resumable(src, dst, colorizer: Colorizer, options: VideoOptio
     # (Counted in this run's reading only, like corrupt_packets: a resumed run skips earlier segments by decoding.)
     expected = info.frames - stats["frames_discarded"] if info.frames else 0
     frames_lost = max(0, expected - frames)
-    summary = describe_run(src, dst, colorizer, info, (work_h, work_w), strength, smoother.cuts, output_codec,
+    summary = describe_run(src, dst, colorizer, info, (work_h, work_w), strength, smoother, output_codec,
                            output_pix_fmt)
     summary.update({
         "frames": frames,
@@ -423,7 +423,7 @@ def _run_segments(src, dst, folder, manifest, colorizer, smoother, options, info
 
 def _encode_batch(batch, colorizer, smoother, writer, info, guide, size) -> None:
     """Predict, smooth and encode a batch of frames with the same steps as pipeline.colorize_video."""
-    chroma = predict_chroma(colorizer, np.stack([f.small for f in batch]), info.full_range, [f.hints for f in batch])
+    chroma = predict_scheduled(colorizer, batch, info.full_range, guide, smoother)
     chroma_h, chroma_w = writer.chroma_shape()
     for frame, predicted in zip(batch, chroma):
         cb, cr = guided_chroma(frame, predicted, guide, smoother, colorizer, size, not info.full_range, chroma_h,
