@@ -338,6 +338,14 @@ def frames(src, folder, at, every, every_shot, overwrite, quiet):
     run_guarded(job)
 
 
+def parse_every(text: str) -> int:
+    """live --every K: a whole number (its range is checked with the other options, in live._validate)."""
+    try:
+        return int(text)
+    except ValueError:
+        raise click.BadParameter(f"{text!r} is neither a whole number nor auto", param_hint="--every") from None
+
+
 def raise_error(message: str):
     raise VidcolorError(message)
 
@@ -357,19 +365,25 @@ def raise_error(message: str):
               help="Hand a file source over as fast as frames are colorized (none dropped), not at its frame rate.")
 @click.option("--smooth", type=click.FloatRange(0, 1, max_open=True), default=None,
               help="Temporal smoothing strength, 0 (off) to below 1; s toggles it. [default: 0.8]")
+@click.option("--every", default="auto", show_default=True, metavar="K|auto",
+              help="Run the network on one frame in K; the smoother carries colour along the motion to the others. "
+                   "auto: K from 1 to 4, raised while a frame's work would not fit the source's frame interval "
+                   "(needs smoothing on).")
 @click.option("-y", "--overwrite", is_flag=True, help="Replace the --record file if it exists.")
 @click.option("--report", type=click.Path(dir_okay=False), help="Write the summary as flat JSON here.")
 def live(source, weights, device, size, saturation, record, no_window, max_frames, as_fast_as_possible, smooth,
-         overwrite, report):
+         every, overwrite, report):
     """Colorize a webcam, stream or file in real time (keys: q/Esc quit, s smoothing, +/- size, [/] colour; Ctrl-C
     stops too)."""
+    every = None if every == "auto" else parse_every(every)
 
     def job():
         from .live import LiveOptions, run_live
 
         options = LiveOptions(source=source, weights=weights, device=device, size=size, saturation=saturation,
                               record=record, window=not no_window, max_frames=max_frames,
-                              realtime=not as_fast_as_possible, smooth=smooth, overwrite=overwrite)
+                              realtime=not as_fast_as_possible, smooth=smooth, overwrite=overwrite,
+                              every=every)
         # Ctrl-C is the normal way to stop a headless run: run_live finalises the recording and returns the summary.
         summary = run_live(options)
         write_report(report, summary)
