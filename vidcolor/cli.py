@@ -141,7 +141,20 @@ def model_options(f, size: int = 256):
                      help="Where the network runs.")(f)
     f = click.option("--weights", default="default", show_default=True,
                      help="Bundled weights name or path to a checkpoint.")(f)
+    f = engine_option(f)
     return f
+
+
+# vidcolor.engines.CHOICES, written out so that --help needs no torch.
+ENGINE_CHOICES = ("auto", "torch", "onnxruntime", "openvino")
+
+
+def engine_option(f):
+    return click.option("--engine", default=None, type=click.Choice(ENGINE_CHOICES),
+                        help="What runs the network on the CPU. auto: the fastest installed for this kind of CPU "
+                             "(OpenVINO, then ONNX Runtime, then torch; each exported engine is an optional extra: "
+                             "pip install 'vidcolor[openvino]'); torch is the fallback that always works. "
+                             "[default: $VIDCOLOR_ENGINE or auto]")(f)
 
 
 @click.group(cls=DefaultToVideo, context_settings={"help_option_names": ["-h", "--help"]})
@@ -186,8 +199,8 @@ def main():
               help="Folder of colour keyframes named by 0-based frame index: <index>.png/.jpg (a coloured version "
                    "of that frame) or <index>.json (colour points). Their colours are carried along the motion to "
                    "the frames around them, within each shot (`vidcolor frames` exports frames to colour).")
-def video(src, dst, weights, device, size, saturation, batch_size, smooth, every, crf, preset, codec, no_audio, overwrite,
-          quiet, report, resume, segment_frames, keyframes):
+def video(src, dst, weights, engine, device, size, saturation, batch_size, smooth, every, crf, preset, codec, no_audio,
+          overwrite, quiet, report, resume, segment_frames, keyframes):
     """Colorize the video IN into OUT, keeping its size, timing and audio."""
 
     def job():
@@ -202,7 +215,7 @@ def video(src, dst, weights, device, size, saturation, batch_size, smooth, every
         if report:
             check_writable_file(Path(report), "report")
         check_video_job(src, dst, options)  # fail before the model loads
-        colorizer = load_colorizer(weights, device, saturation)
+        colorizer = load_colorizer(weights, device, saturation, engine)
         summary = colorize_video(src, dst, colorizer, options)
         write_report(report, summary)
         damage = damage_note(summary)
@@ -247,7 +260,7 @@ def damage_note(summary: dict) -> str:
                    "or a folder with <input stem>.json or .png per input.")
 @click.option("-y", "--overwrite", is_flag=True, help="Replace existing outputs.")
 @click.option("--report", type=click.Path(dir_okay=False), help="Write a JSON summary here.")
-def image(inputs, output, weights, device, size, saturation, hints, overwrite, report):
+def image(inputs, output, weights, engine, device, size, saturation, hints, overwrite, report):
     """Colorize still images from their luminance; each output keeps its input's size. With --hints, the colours
     you give are kept where you put them and spread over the surfaces around them."""
 
@@ -285,11 +298,12 @@ def image(inputs, output, weights, device, size, saturation, hints, overwrite, r
             output.mkdir(exist_ok=True)  # only an empty folder is left if a check below fails
         for src, dst in targets:
             check_output(src, dst, overwrite)
-        colorizer = load_colorizer(weights, device, saturation)
+        colorizer = load_colorizer(weights, device, saturation, engine)
         results = [colorize_image(src, dst, colorizer, size=size, overwrite=overwrite, hints=given[src])
                    for src, dst in targets]
         write_report(report, {"images": results, "device": str(colorizer.device),
                               "precision": colorizer.precision.name, "precision_reason": colorizer.precision.reason,
+                              "engine": colorizer.engine_choice.name, "engine_reason": colorizer.engine_choice.reason,
                               "weights": weights, "saturation": saturation})
         for r in results:
             click.echo(r["output"])
@@ -371,7 +385,8 @@ def raise_error(message: str):
                    "(needs smoothing on).")
 @click.option("-y", "--overwrite", is_flag=True, help="Replace the --record file if it exists.")
 @click.option("--report", type=click.Path(dir_okay=False), help="Write the summary as flat JSON here.")
-def live(source, weights, device, size, saturation, record, no_window, max_frames, as_fast_as_possible, smooth,
+@engine_option
+def live(source, weights, engine, device, size, saturation, record, no_window, max_frames, as_fast_as_possible, smooth,
          every, overwrite, report):
     """Colorize a webcam, stream or file in real time (keys: q/Esc quit, s smoothing, +/- size, [/] colour; Ctrl-C
     stops too)."""
@@ -383,7 +398,7 @@ def live(source, weights, device, size, saturation, record, no_window, max_frame
         options = LiveOptions(source=source, weights=weights, device=device, size=size, saturation=saturation,
                               record=record, window=not no_window, max_frames=max_frames,
                               realtime=not as_fast_as_possible, smooth=smooth, overwrite=overwrite,
-                              every=every)
+                              every=every, engine=engine)
         # Ctrl-C is the normal way to stop a headless run: run_live finalises the recording and returns the summary.
         summary = run_live(options)
         write_report(report, summary)

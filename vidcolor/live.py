@@ -114,6 +114,7 @@ class LiveOptions:
     # The network on one frame in `every` (the smoother carries colour to the rest); None: chosen as the run goes,
     # from 1 up to MAX_LIVE_EVERY, to keep up with the source (choose_every). Needs smoothing on.
     every: int | None = None
+    engine: str | None = None  # what runs the network (vidcolor/engines.py); None: $VIDCOLOR_ENGINE or auto
     overwrite: bool = False  # replace an existing record file
     open_timeout_s: float = OPEN_TIMEOUT_S
 
@@ -595,7 +596,7 @@ def run_live(options: LiveOptions, on_frame: Callable[[np.ndarray, np.ndarray], 
             if (recorder.width, recorder.height) != (width, height):
                 _note(f"recording {recorder.width}x{recorder.height}: yuv420p needs even sizes, the source is "
                       f"{width}x{height}")
-        colorizer = load_colorizer(options.weights, options.device, options.saturation)
+        colorizer = load_colorizer(options.weights, options.device, options.saturation, options.engine)
         if colorizer.device.type == "cpu" and (os.cpu_count() or 1) <= SMALL_CPU_CORES \
                 and not os.environ.get("OMP_NUM_THREADS"):
             previous_threads = torch.get_num_threads()
@@ -845,6 +846,8 @@ class _LiveLoop:
             "device": str(self.colorizer.device),
             "precision": self.colorizer.precision.name,
             "precision_reason": self.colorizer.precision.reason,
+            "engine": self.colorizer.engine_choice.name,
+            "engine_reason": self.colorizer.engine_choice.reason,
             "weights": self.colorizer.weights,
             "saturation": self.colorizer.saturation,
         }

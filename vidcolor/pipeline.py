@@ -432,6 +432,8 @@ def describe_run(src: Path, dst: Path, colorizer: Colorizer, info, working_shape
         "device": str(colorizer.device),
         "precision": colorizer.precision.name,
         "precision_reason": colorizer.precision.reason,
+        "engine": colorizer.engine_choice.name,
+        "engine_reason": colorizer.engine_choice.reason,
         "weights": colorizer.weights,
         "saturation": colorizer.saturation,
         "working_size": [working_shape[1], working_shape[0]],
