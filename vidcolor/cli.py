@@ -134,6 +134,7 @@ def saturation_option(f):
 
 
 def model_options(f, size: int = 256):
+    f = engine_option(f)
     f = saturation_option(f)
     f = click.option("--size", default=size, show_default=True, type=click.IntRange(32, 2048),
                      help="Working short side of the model input, pixels.")(f)
@@ -141,7 +142,6 @@ def model_options(f, size: int = 256):
                      help="Where the network runs.")(f)
     f = click.option("--weights", default="default", show_default=True,
                      help="Bundled weights name or path to a checkpoint.")(f)
-    f = engine_option(f)
     return f
 
 
@@ -151,10 +151,11 @@ ENGINE_CHOICES = ("auto", "torch", "onnxruntime", "openvino")
 
 def engine_option(f):
     return click.option("--engine", default=None, type=click.Choice(ENGINE_CHOICES),
-                        help="What runs the network on the CPU. auto: the fastest installed for this kind of CPU "
-                             "(OpenVINO, then ONNX Runtime, then torch; each exported engine is an optional extra: "
-                             "pip install 'vidcolor[openvino]'); torch is the fallback that always works. "
-                             "[default: $VIDCOLOR_ENGINE or auto]")(f)
+                        help="What runs the network on the CPU. auto: the engine measured fastest for this kind "
+                             "of CPU among those installed (with AVX512-BF16: OpenVINO; otherwise ONNX Runtime, then "
+                             "OpenVINO), else torch, the fallback that always works. The exported engines are "
+                             "optional extras: pip install 'vidcolor[openvino]' or 'vidcolor[onnxruntime]'. "
+                             "--report says which ran. [default: $VIDCOLOR_ENGINE or auto]")(f)
 
 
 @click.group(cls=DefaultToVideo, context_settings={"help_option_names": ["-h", "--help"]})

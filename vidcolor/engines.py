@@ -35,15 +35,17 @@ CHOICES = ("auto", *ENGINES)
 # The Python packages each exported engine needs: the runtime, and onnx for torch.onnx.export.
 PACKAGES = {"onnxruntime": ("onnxruntime", "onnx"), "openvino": ("openvino", "onnx")}
 
-# "auto", per kind of CPU (the network's precision there, colorizer.choose_precision): the engines to try, fastest
-# first. Measured with `python -m vidcolor.engines` (342x192 working size, batch 8, one thread, default weights,
-# interleaved rounds, the minimum) on the 2-core AMD EPYC with AVX512-BF16; the README's speed section has the
-# figures. Where float32 is forced there, ONNX Runtime and OpenVINO still use AVX-512 (neither honours
-# ONEDNN_MAX_CPU_ISA fully), so their float32 rank is from this CPU, plus the issue's AVX2-only EPYC, where ONNX
-# Runtime ran the float32 network at 26 ms per frame against torch's 34.
+# "auto", per kind of CPU (the network's precision there, colorizer.choose_precision): the exported engines to try,
+# fastest first; torch where none is installed. Measured with `python -m vidcolor.engines` (342x192 working size,
+# batch 8, one thread, default weights, 8 interleaved rounds) on the 2-core AMD EPYC with AVX512-BF16, shared with
+# other jobs (load average 8-10), as CPU ms per frame (minimum): bfloat16: OpenVINO 11.4, torch 14.0; float32:
+# OpenVINO 20.8, ONNX Runtime 21.5, torch 29.8. With ONEDNN_MAX_CPU_ISA=AVX2 (float32 forced): torch 30.4, ONNX
+# Runtime 25.4, OpenVINO 26.0 -- but neither of the two is held to AVX2 by that variable (ONNX Runtime picks its
+# kernels from CPUID, OpenVINO caps only its oneDNN part), so on float32 the order leans on the issue's AVX2-only
+# EPYC, where ONNX Runtime ran the network at 26 ms per frame against torch's 34; it is also the smaller package.
 ENGINE_PREFERENCE = {
-    "bfloat16": ("openvino", "torch"),
-    "float32": ("openvino", "onnxruntime", "torch"),
+    "bfloat16": ("openvino",),
+    "float32": ("onnxruntime", "openvino"),
 }
 
 # Largest difference from torch float32 on the probe that an exported float32 graph may show (the same arithmetic
@@ -90,7 +92,7 @@ def choose_engine(requested: str, model: torch.nn.Module, device: torch.device, 
         if not installed(requested):
             raise VidcolorError(missing_message(requested))
         return EngineChoice(requested, "asked for")
-    faster = [name for name in ENGINE_PREFERENCE[precision] if name != "torch"]
+    faster = ENGINE_PREFERENCE[precision]
     for rank, name in enumerate(faster):
         if installed(name):
             later = faster[rank + 1:]
@@ -270,16 +272,22 @@ if __name__ == "__main__":  # timing: python -m vidcolor.engines [--rounds N] [-
             if network is not None:
                 runs[f"{name} {precision}"] = lambda network=network: network(luma)
     times = {name: [] for name in runs}
+    cpu_times = {name: [] for name in runs}
     for name, run in runs.items():
         run()  # warm-up: allocation, and the exported engines' first-call work
     for _ in range(arguments.rounds):
         for name, run in runs.items():
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.process_time()
             run()
             times[name].append((time.perf_counter() - start) / arguments.batch * 1e3)
+            # CPU time of the whole process (an engine may compute in its own threads): on a shared machine it
+            # changes less than wall time with the neighbours' load.
+            cpu_times[name].append((time.process_time() - start_cpu) / arguments.batch * 1e3)
     cap = os.environ.get("ONEDNN_MAX_CPU_ISA", "")
     print(f"ms per frame at {w}x{h}, batch {arguments.batch}, {torch.get_num_threads()} thread(s), "
-          f"min / median of {arguments.rounds} interleaved rounds; ONEDNN_MAX_CPU_ISA={cap or '(unset)'}; "
+          f"{arguments.rounds} interleaved rounds; ONEDNN_MAX_CPU_ISA={cap or '(unset)'}; "
           f"load average {os.getloadavg()[0]:.2f}")
+    print(f"  {'':22s} {'wall min':>8s} {'median':>8s} {'CPU min':>8s} {'median':>8s}")
     for name, values in times.items():
-        print(f"  {name:22s} {min(values):6.2f} {float(np.median(values)):6.2f}")
+        print(f"  {name:22s} {min(values):8.2f} {float(np.median(values)):8.2f} {min(cpu_times[name]):8.2f} "
+              f"{float(np.median(cpu_times[name])):8.2f}")
