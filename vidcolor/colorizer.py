@@ -203,8 +203,8 @@ class Colorizer:
             if self.exported is None:
                 choice = EngineChoice("torch", f"{choice.name} failed its check against torch")
         self.engine_choice = choice
-        log.info("running the network in %s on %s with %s (%s; engine: %s)", self.precision.name, self.device.type,
-                 choice.name, self.precision.reason, choice.reason)
+        log.info("running the network in %s on %s (%s) with %s (%s)", self.precision.name, self.device.type,
+                 self.precision.reason, choice.name, choice.reason)
         model = model.to(self.precision.dtype).to(memory_format=torch.channels_last)
         if self.device.type == "cpu":
             configure_cpu_threads()
