@@ -801,7 +801,7 @@ def evaluate_videos(colorizer: Colorizer, videos: list[Path], strengths: tuple[f
               help=f"Smoothing strength to evaluate (repeatable). [default: 0 and {DEFAULT_STRENGTH}]")
 @click.option("--every", "everies", multiple=True, type=click.IntRange(1, MAX_EVERY),
               help="Run the network on at most one frame in K, carrying colour to the rest (repeatable; each is "
-                   "run at each --smooth). [default: 1]")
+                   "run at each --smooth). [default: 1, the network on every frame; vidcolor's own default is 2]")
 @click.option("--size", default=DEFAULT_SIZE, show_default=True, help="Working short side in pixels.")
 @click.option("--frames", "max_frames", default=0, help="Use only the first N frames of each clip (0: all).")
 @click.option("--crf", default=DEFAULT_CRF, show_default=True, type=click.IntRange(0, 51),

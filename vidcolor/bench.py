@@ -1,7 +1,7 @@
 """Benchmark: how close vidcolor runs to a plain transcode of the same video.
 
     python -m vidcolor.bench IN [--codec libx264 --preset veryfast --crf 20 --size 256 --batch-size 8
-                                 --weights default|random|PATH --device auto --engine auto --every 1
+                                 --weights default|random|PATH --device auto --engine auto --every 2
                                  --frames N --repeat 1 --report out.json]
     python -m vidcolor.bench --make-input 1280x720:5 clip.mp4     # a synthetic gray H.264 clip, 30 fps
 
@@ -245,7 +245,7 @@ def phase_model(src: str, weights: str, device: str, size: int, batch_size: int,
 
 
 def phase_vidcolor(src: str, dst: str, weights: str, device: str, size: int, batch_size: int, codec: str,
-                   preset: str, crf: int, engine: str = "auto", every: int = 1) -> dict:
+                   preset: str, crf: int, engine: str = "auto", every: int = 2) -> dict:
     import torch
 
     from .colorizer import load_colorizer
@@ -362,7 +362,7 @@ def random_weights(path: Path, arch: str = "effnet-unet") -> Path:
 def benchmark(src, codec: str = DEFAULT_CODEC, preset: str = DEFAULT_PRESET, crf: int = DEFAULT_CRF,
               size: int = 256, batch_size: int = 8, weights: str = "default", device: str = "auto",
               frames: int | None = None, phases=PHASES, repeat: int = 1, isolate: bool = True, engine: str = "auto",
-              every: int = 1) -> dict:
+              every: int = 2) -> dict:
     """Run the phases on src and return the report (see the module docstring). With repeat > 1 each phase runs
     that many times, alternating, and the fastest run is kept: background load only ever slows a run down."""
     from .weights import resolve
@@ -482,7 +482,8 @@ def main(argv=None) -> int:
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--engine", default=os.environ.get("VIDCOLOR_ENGINE") or "auto",
                         choices=["auto", "torch", "onnxruntime", "openvino"], help="what runs the network on the CPU")
-    parser.add_argument("--every", type=int, default=1, help="vidcolor phase: the network on one frame in K")
+    parser.add_argument("--every", type=int, default=2,  # smoothing.DEFAULT_VIDEO_EVERY, vidcolor's own default
+                        help="vidcolor phase: the network on at most one frame in K")
     parser.add_argument("--frames", type=int, help="use only the first N frames of the input")
     parser.add_argument("--phases", default=",".join(PHASES), help=f"comma-separated subset of {','.join(PHASES)}")
     parser.add_argument("--repeat", type=int, default=1, help="run each phase N times, keep the fastest")

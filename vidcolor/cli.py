@@ -179,9 +179,13 @@ def main():
 @click.option("--batch-size", default=8, show_default=True, type=click.IntRange(1, 1024), help="Frames per model call.")
 @click.option("--smooth", type=click.FloatRange(0, 1), default=None,
               help="Temporal chroma smoothing strength, 0 (off) to 1. [default: 0.8]")
-@click.option("--every", default=1, show_default=True, type=click.IntRange(1, 16), metavar="K",
+# smoothing.DEFAULT_VIDEO_EVERY and MAX_EVERY, written out so that --help needs no OpenCV.
+@click.option("--every", default=2, show_default=True, type=click.IntRange(1, 16), metavar="K",
               help="Run the network on at most one frame in K (and wherever a shot starts or the carried colour "
-                   "loses trust); the others get the previous colour carried along the motion. MEASURED_COST")
+                   "loses trust); the others get the previous colour carried along the motion. Measured against "
+                   "K=1 (README): K=2 changed PSNR by -0.03 to +0.07 dB and lowered flicker (warp-error ratio "
+                   "0.60 -> 0.53 on virtual clips), with half the network calls; K=3 lost up to 0.12 dB (zooms), "
+                   "K=4 up to 0.19 dB; 1 runs the network on every frame.")
 @click.option("--crf", default=None, type=click.IntRange(0, 63),
               help="Constant quality for libx264/libx265/libvpx-vp9 (0 = lossless x264). [default: 18]")
 @click.option("--preset", default=None, type=click.Choice(X264_PRESETS),

@@ -29,6 +29,7 @@ from .files import as_output_error as _as_output_error, check_output, partial_pa
 from .image_io import (ALPHA_SUFFIXES, DEEP_SUFFIXES, IMAGE_SUFFIXES, read_picture, to_uint8,
                        write_image_atomic)
 from .keyframes import KeyframeGuide, blend_carried, network_hints
+from .smoothing import DEFAULT_VIDEO_EVERY
 from .video_io import EncoderSettings, VideoReader, VideoWriter, check_video_output
 
 DEFAULT_BATCH_SIZE = 8
@@ -45,7 +46,7 @@ class VideoOptions:
     smooth: float | None = None  # temporal smoothing strength; None: the smoother's default, 0: off
     # The network on at most one frame in `every` (and wherever the carried colour loses trust or a shot starts);
     # the smoother carries colour to the rest (vidcolor/smoothing.py, ChromaSmoother.schedule). 1: every frame.
-    every: int = 1
+    every: int = DEFAULT_VIDEO_EVERY
     encoder: EncoderSettings = field(default_factory=EncoderSettings)
     audio: bool = True
     overwrite: bool = False
