@@ -72,6 +72,11 @@ def test_report_describes_the_run(lossless_run, checkpoint):
     # Which precision ran, and why: it depends on the CPU and on ONEDNN_MAX_CPU_ISA, so the report must say.
     chosen = choose_precision(torch.device("cpu"))
     assert report["precision"] == chosen.name and report["precision_reason"] == chosen.reason
+    # Which engine ran the network (torch unless an optional engine is installed), and the network calls: by
+    # default at most every other frame, the rest carried.
+    assert report["engine"] in ("torch", "onnxruntime", "openvino") and report["engine_reason"]
+    assert report["every"] == 2 and report["network_frames"] + report["carried_frames"] == 12
+    assert report["network_frames"] >= 6
     assert report["input_video"]["width"] == report["output_video"]["width"] == 64
     assert report["input_video"]["height"] == report["output_video"]["height"] == 48
     assert report["input_video"]["rate"] == report["output_video"]["rate"] == 24
