@@ -184,8 +184,10 @@ class Colorizer:
     # network's best estimate, above 1 bolder (and more often wrong) colour. Chroma is clipped to its legal range.
     saturation: float = 1.0
     # Which engine runs the network on the CPU: "auto" (the fastest installed for this CPU), "torch",
-    # "onnxruntime" or "openvino" (vidcolor/engines.py). engine_choice says what was chosen, and why.
-    engine: str = "auto"
+    # "onnxruntime" or "openvino" (vidcolor/engines.py). engine_choice says what was chosen, and why. torch unless
+    # asked: a Colorizer made around a model being trained (validation, train/loop.py; the gain fit, train/export.py)
+    # measures the torch network, without an export each time; load_colorizer, for users, asks for auto.
+    engine: str = "torch"
 
     def __post_init__(self):
         check_saturation(self.saturation)
