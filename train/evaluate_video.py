@@ -20,7 +20,8 @@ For each colour reference clip:
 and two shots joined by a hard cut), so that the measurement does not rest on two real clips. They are
 deterministic given the images.
 
-Table columns: S smoothing strength; k the --every value, net the fraction of frames the network ran on; PSNR (dB) and SSIM, mean over frames, with the gray input's beside them;
+Table columns: S smoothing strength; k the --every value, net the fraction of frames the network ran on; PSNR (dB)
+and SSIM, mean over frames, with the gray input's beside them;
 WE the chroma warp error (Lab ab units^2) of the output, WE ref the reference's own, ratio WE / WE ref; CDC and the
 reference's (nats); colour the colourfulness ratio output / reference; cuts the scene cuts the smoother found;
 cut diff, on clips with a known cut, the largest difference (8-bit Cb/Cr levels) between this run's first frame
@@ -423,7 +424,8 @@ def evaluate_clip(colorizer: Colorizer, clip: Clip, strengths: tuple[float, ...]
                     float(np.abs(cut_chroma[c].astype(np.int16) - unsmoothed_cut_chroma[c]).max()) for c in cut_frames)
         del frames
         rows.append(row)
-        log(f"  smoothing {strength:g}, every {every}: PSNR {row['psnr']:.2f} dB, warp-error ratio {row['warp_error_ratio']:.2f} "
+        log(f"  smoothing {strength:g}, every {every}: PSNR {row['psnr']:.2f} dB, "
+            f"warp-error ratio {row['warp_error_ratio']:.2f} "
             f"({time.perf_counter() - start:.0f} s)")
     return rows
 
@@ -848,7 +850,8 @@ def main(videos, virtual_from, virtual_images, virtual_frames, weights, device, 
         except (VidcolorError, ValueError, av.FFmpegError) as exc:
             raise click.ClickException(str(exc))
     result.update(weights=weights, weights_metadata=_jsonable(colorizer.metadata), size=size, frames=max_frames,
-                  crf=crf, smoothing=list(strengths), every=list(everies) or [1], seconds=round(time.perf_counter() - start, 1))
+                  crf=crf, smoothing=list(strengths), every=list(everies) or [1],
+                  seconds=round(time.perf_counter() - start, 1))
     click.echo(format_table(result["rows"], "video"))
     click.echo("")
     click.echo(format_table(result["summary"], "group"))

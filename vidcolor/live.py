@@ -40,7 +40,7 @@ from . import color
 from .colorizer import MAX_SATURATION, Colorizer, check_saturation, load_colorizer, resize_plane
 from .errors import InputError, OutputError, Terminated, VidcolorError
 from .files import check_output, partial_path, place_output, remove_quietly
-from .smoothing import DEFAULT_STRENGTH, MAX_EVERY, ChromaSmoother, check_every
+from .smoothing import DEFAULT_STRENGTH, ChromaSmoother, check_every
 from .video_io import EncoderSettings, VideoInfo, VideoWriter
 
 # Working short side in live mode, pixels. Smaller than the video default (256): measured on a 2-core CPU, one

@@ -101,7 +101,8 @@ def output_options(colorizer: Colorizer, options: VideoOptions, strength: float,
     encoder = options.encoder
     return {"vidcolor": __version__, "weights": weights, "device": colorizer.device.type,
             "engine": colorizer.engine_choice.name, "size": options.size,
-            "saturation": colorizer.saturation, "smooth": strength, "every": options.every, "batch_size": options.batch_size,
+            "saturation": colorizer.saturation, "smooth": strength, "every": options.every,
+            "batch_size": options.batch_size,
             "segment_frames": options.segment_frames,
             "codec": encoder.codec, "crf": encoder.crf, "preset": encoder.preset, "pix_fmt": encoder.pix_fmt,
             "audio": options.audio, "suffix": suffix, "keyframes": keyframes_identity(options.keyframes)}
