@@ -288,3 +288,22 @@ def test_content_entering_a_pan_takes_the_carried_colour_of_its_surface():
     filled_chroma, filled_trust = fill_entering(chroma.copy(), trust, cur)
     assert np.abs(filled_chroma[1][:, width - step:width - bright - 2] - 0.2).max() < 0.03
     assert filled_trust[:, width - bright + 1:].max() < 0.05
+
+
+def test_keyframes_with_fewer_network_calls(cli, hinted_checkpoint, gray_clip, tmp_path):
+    # With --every 3 the keyframe frame still gets exactly its colours (without a network call), and the frames
+    # after it that the network skips get the carried keyframe colour blended with the smoother's.
+    folder = keyframe_folder(tmp_path / "keys", {4: colour_frame(4)})
+    dst, report = tmp_path / "out.mp4", tmp_path / "report.json"
+    automatic = tmp_path / "automatic.mp4"
+    cli.ok(cli.video(gray_clip, automatic, "--crf", 0, "--weights", hinted_checkpoint, "--every", 3))
+    cli.ok(cli.video(gray_clip, dst, "--keyframes", folder, "--crf", 0, "--weights", hinted_checkpoint,
+                     "--every", 3, "--report", report))
+    summary = json.loads(report.read_text())
+    assert summary["network_frames"] < FRAMES - 1  # the keyframe and carried frames had no network call
+    out, auto = read_video(dst), read_video(automatic)
+    assert len(out["y"]) == FRAMES
+    assert chroma_error(out, 4, colour_frame(4)) < 1.0
+    for index in (5, 6, 7):
+        truth = colour_frame(index)
+        assert chroma_error(out, index, truth) < chroma_error(auto, index, truth)

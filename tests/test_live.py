@@ -406,3 +406,55 @@ def test_compose_view_is_side_by_side_and_fits_the_screen():
     assert compose_view(luma, colorized, ["12 fps"]).shape == (48, 128, 3)
     wide = compose_view(np.zeros((1080, 1920), np.uint8), np.zeros((1080, 1920, 3), np.uint8), [])
     assert wide.shape[1] == 1600 and wide.shape[0] == 450
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# fewer network calls
+
+
+def test_fixed_every_runs_the_network_on_fewer_frames(clip, checkpoint):
+    shown = []
+    summary = run_live(options(clip, checkpoint, realtime=False, every=3), on_frame=lambda rgb, luma: shown.append(rgb))
+    assert summary["frames_shown"] == CLIP_FRAMES and summary["every"] == 3 and summary["every_mean"] == 3
+    assert CLIP_FRAMES // 3 <= summary["network_frames"] < CLIP_FRAMES
+    # Every frame still shows colour, the carried ones too.
+    assert all(np.abs(rgb.astype(int) - rgb.mean(axis=2, keepdims=True)).max() > 2 for rgb in shown)
+
+
+def test_slow_network_raises_every_automatically(monkeypatch, tmp_path, checkpoint):
+    from vidcolor.colorizer import Colorizer
+
+    frames = 36
+    source = make_clip(tmp_path / "clip.mp4", frames=frames, width=CLIP_W, height=CLIP_H, fps=CLIP_FPS)
+    real_predict = Colorizer.predict
+    network_s = 0.08  # two frame intervals at 24 fps: k = 1 cannot keep up
+
+    def slow_predict(self, luma, hints=None):
+        time.sleep(network_s)
+        return real_predict(self, luma, hints)
+
+    monkeypatch.setattr(Colorizer, "predict", slow_predict)
+    summary = run_live(options(source, checkpoint))
+    assert summary["every"] == 0  # automatic
+    assert summary["every_mean"] > 2 and summary["network_frames"] < summary["frames_shown"] / 2
+    # Keeping up better: with k = 1 about every other frame would be dropped (each takes two frame intervals); now
+    # only the frame that arrives second during a network call is.
+    assert summary["frames_dropped"] < 0.4 * frames
+
+
+def test_choose_every():
+    from vidcolor.live import MAX_LIVE_EVERY, choose_every
+
+    interval = 1 / 30
+    assert choose_every(0.010, 0.005, interval) == 1  # keeps up with the network on every frame
+    assert choose_every(0.030, 0.005, interval) == 2  # 5 + 30 / 2 = 20 ms < 28 ms
+    assert choose_every(0.060, 0.005, interval) == 3
+    assert choose_every(0.500, 0.005, interval) == MAX_LIVE_EVERY
+    assert choose_every(0.010, 0.040, interval) == MAX_LIVE_EVERY  # even the rest does not fit
+
+
+def test_every_out_of_range_is_refused(clip, checkpoint):
+    with pytest.raises(VidcolorError, match="every"):
+        run_live(options(clip, checkpoint, every=0))
+    result = CliRunner().invoke(main, ["live", "--source", str(clip), "--no-window", "--every", "often"])
+    assert result.exit_code == 2 and "auto" in result.output

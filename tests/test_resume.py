@@ -236,3 +236,24 @@ def test_smoother_state_before_any_frame_round_trips():
     luma = np.full((64, 86), 100, np.uint8)
     chroma = np.zeros((2, 32, 43), np.float32)
     np.testing.assert_array_equal(restored.smooth(luma, chroma), fresh.smooth(luma, chroma))
+
+
+def test_fewer_network_calls_resume_exactly(clip_with_audio, cli, tmp_path, monkeypatch):
+    # --every 3 carries colour across batch and segment boundaries (batches of 3, segments of 4 do not line up
+    # with the schedule); the schedule's state travels with the smoother's, so an interrupted run resumes to the
+    # uninterrupted run's frames.
+    every = ("--every", 3)
+    uninterrupted, dst = tmp_path / "uninterrupted.mp4", tmp_path / "out.mp4"
+    report = tmp_path / "report.json"
+    cli.ok(cli.video(clip_with_audio, uninterrupted, *SEGMENT_ARGS, *every, "--report", report))
+    summary = json.loads(report.read_text())
+    assert summary["every"] == 3 and 0 < summary["network_frames"] < FRAMES
+    assert summary["network_frames"] + summary["carried_frames"] == FRAMES
+    with monkeypatch.context() as patch:
+        interrupt_after_commits(patch, 1)
+        assert cli.video(clip_with_audio, dst, *SEGMENT_ARGS, *every).exit_code == 130
+    # Another --every is another output: refused, not mixed.
+    result = cli.video(clip_with_audio, dst, *SEGMENT_ARGS, "--every", 2)
+    assert result.exit_code != 0 and not dst.exists()
+    cli.ok(cli.video(clip_with_audio, dst, *SEGMENT_ARGS, *every))
+    assert_same_frames(read_video(uninterrupted), read_video(dst))

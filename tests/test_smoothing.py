@@ -148,3 +148,96 @@ def test_strength_outside_zero_one_is_refused():
         ChromaSmoother(strength=1.5)
     with pytest.raises(ValueError):
         ChromaSmoother(strength=-0.1)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# fewer network calls: schedule() and smooth(luma, None)
+
+def pan(t: int, scene: np.ndarray, step_px: int = 4) -> np.ndarray:
+    return scene[10:10 + WORK_H, step_px * t: step_px * t + WORK_W]
+
+
+def run_scheduled(smoother: ChromaSmoother, lumas: list[np.ndarray], batch: int = 4):
+    """(needed flags, outputs) of the way the pipeline drives a scheduling smoother: a batch planned, then its
+    frames smoothed in order, the planned ones with their prediction."""
+    needed, outs = [], []
+    for start in range(0, len(lumas), batch):
+        part = lumas[start:start + batch]
+        flags = smoother.schedule(part, (CHROMA_H, CHROMA_W))
+        for luma, need in zip(part, flags):
+            outs.append(smoother.smooth(luma, chroma_of(luma) if need else None))
+        needed += flags
+    return needed, outs
+
+
+def test_every_one_schedules_every_frame_and_changes_nothing():
+    scene = texture(80, WORK_H + 20, WORK_W + 200)
+    lumas = [pan(t, scene) for t in range(6)]
+    plain_smoother = ChromaSmoother()
+    plain = [plain_smoother.smooth(luma, chroma_of(luma)) for luma in lumas]
+    needed, outs = run_scheduled(ChromaSmoother(every=1), lumas)
+    assert needed == [True] * len(lumas)
+    for a, b in zip(plain, outs):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_every_k_predicts_one_frame_in_k_and_carries_along_the_motion():
+    scene = texture(81, WORK_H + 20, WORK_W + 200)
+    lumas = [pan(t, scene) for t in range(12)]
+    smoother = ChromaSmoother(every=3)
+    needed, outs = run_scheduled(smoother, lumas, batch=5)  # batches that do not line up with k
+    assert needed == [t % 3 == 0 for t in range(12)]
+    assert (smoother.network_frames, smoother.carried_frames) == (4, 8)
+    inner = (slice(None), slice(8, -8), slice(8, -8))
+    for t, (luma, out) in enumerate(zip(lumas, outs)):
+        if needed[t]:
+            continue
+        clean = chroma_of(luma)
+        unaligned = np.abs(chroma_of(lumas[t - 1]) - clean)[inner].mean()
+        # Carried colour follows the content: far closer to this frame's colour than last frame's, unshifted.
+        assert np.abs(out - clean)[inner].mean() < 0.25 * unaligned
+
+
+def test_low_carried_trust_and_cuts_bring_the_network_back_early():
+    scene = texture(82, WORK_H + 20, WORK_W + 200)
+    other = np.clip(texture(83, WORK_H, WORK_W, blur_px=2.0) // 2 + 20, 0, 255).astype(np.uint8)
+    lumas = [pan(t, scene) for t in range(4)] + [other, other]
+    smoother = ChromaSmoother(every=8)
+    needed, _ = run_scheduled(smoother, lumas, batch=6)
+    assert needed == [True, False, False, False, True, False]  # the cut restarts the schedule
+    assert smoother.cuts == 1
+    # A pan that keeps bringing in new content: trust is lost at the entering edge, frame after frame.
+    fast = [pan(t, scene, step_px=24) for t in range(8)]
+    strict = ChromaSmoother(every=8, min_carried_trust=0.95)
+    needed, _ = run_scheduled(strict, fast)
+    assert sum(needed) > 2
+
+
+def test_schedule_state_round_trip_continues_exactly(tmp_path):
+    scene = texture(84, WORK_H + 20, WORK_W + 200)
+    lumas = [pan(t, scene, step_px=6) for t in range(10)]
+    continuous = ChromaSmoother(every=4, min_carried_trust=0.8)
+    expected_needed, expected = run_scheduled(continuous, lumas, batch=5)
+    first = ChromaSmoother(every=4, min_carried_trust=0.8)
+    run_scheduled(first, lumas[:5], batch=5)
+    np.savez(tmp_path / "state.npz", **first.state())
+    second = ChromaSmoother(every=4, min_carried_trust=0.8)
+    with np.load(tmp_path / "state.npz") as state:
+        second.load_state(state)
+    needed, resumed = run_scheduled(second, lumas[5:], batch=5)
+    assert needed == expected_needed[5:]
+    for a, b in zip(expected[5:], resumed):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_frames_must_follow_the_schedule():
+    scene = texture(85, WORK_H + 20, WORK_W + 200)
+    lumas = [pan(t, scene) for t in range(3)]
+    smoother = ChromaSmoother(every=2)
+    with pytest.raises(ValueError, match="carried by schedule"):
+        smoother.smooth(lumas[0], None)
+    smoother.schedule(lumas, (CHROMA_H, CHROMA_W))
+    with pytest.raises(ValueError, match="order"):
+        smoother.smooth(lumas[1], chroma_of(lumas[1]))
+    with pytest.raises(ValueError):
+        ChromaSmoother(every=0)

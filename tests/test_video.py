@@ -72,6 +72,11 @@ def test_report_describes_the_run(lossless_run, checkpoint):
     # Which precision ran, and why: it depends on the CPU and on ONEDNN_MAX_CPU_ISA, so the report must say.
     chosen = choose_precision(torch.device("cpu"))
     assert report["precision"] == chosen.name and report["precision_reason"] == chosen.reason
+    # Which engine ran the network (torch unless an optional engine is installed), and the network calls: by
+    # default at most every other frame, the rest carried.
+    assert report["engine"] in ("torch", "onnxruntime", "openvino") and report["engine_reason"]
+    assert report["every"] == 2 and report["network_frames"] + report["carried_frames"] == 12
+    assert report["network_frames"] >= 6
     assert report["input_video"]["width"] == report["output_video"]["width"] == 64
     assert report["input_video"]["height"] == report["output_video"]["height"] == 48
     assert report["input_video"]["rate"] == report["output_video"]["rate"] == 24
@@ -260,3 +265,25 @@ def test_batch_size_does_not_change_the_frames(cli, tmp_path):
     for plane in "yuv":
         for a, b in zip(one[plane], sixteen[plane]):
             np.testing.assert_array_equal(a, b)
+
+
+def test_fewer_network_calls_keep_frames_luma_and_batch_invariance(cli, tmp_path):
+    # --every 3: the network on a third of the frames, colour carried to the rest; the output is otherwise a normal
+    # one (every frame, the input's luma), and batching is still invisible in it.
+    src = make_clip(tmp_path / "moving.mp4", frames=20)
+    outputs = []
+    for batch_size in (1, 16):
+        dst, report = tmp_path / f"batch{batch_size}.mp4", tmp_path / f"batch{batch_size}.json"
+        cli.ok(cli.video(src, dst, "--batch-size", batch_size, "--crf", 0, "--every", 3, "--report", report))
+        summary = json.loads(report.read_text())
+        assert summary["every"] == 3 and summary["network_frames"] + summary["carried_frames"] == 20
+        assert 7 <= summary["network_frames"] < 20
+        outputs.append(read_video(dst))
+    one, sixteen = outputs
+    source = read_video(src)
+    assert len(one["y"]) == 20
+    assert all(np.array_equal(a, b) for a, b in zip(one["y"], source["y"]))
+    for plane in "uv":
+        for a, b in zip(one[plane], sixteen[plane]):
+            np.testing.assert_array_equal(a, b)
+    assert any(np.abs(u.astype(int) - 128).max() > 2 for u in one["u"][1::3])  # carried frames have colour

@@ -1,14 +1,15 @@
 """Benchmark: how close vidcolor runs to a plain transcode of the same video.
 
     python -m vidcolor.bench IN [--codec libx264 --preset veryfast --crf 20 --size 256 --batch-size 8
-                                 --weights default|random|PATH --device auto --frames N --repeat 1 --report out.json]
+                                 --weights default|random|PATH --device auto --engine auto --every 2
+                                 --frames N --repeat 1 --report out.json]
     python -m vidcolor.bench --make-input 1280x720:5 clip.mp4     # a synthetic gray H.264 clip, 30 fps
 
 On one input, in one run, it measures:
   decode     demux + decode only (PyAV, the same decoder threading as VideoReader)
   transcode  decode + encode with the same codec, preset and crf, yuv420p, no model: the floor for any video tool
   model      Colorizer.predict alone on batches at working size (frames/s of the network, nothing else)
-  vidcolor   colorize_video end to end, with its per-stage seconds
+  vidcolor   colorize_video end to end, with its per-stage seconds (--every K: the network on one frame in K)
 and prints a table with fps, the vidcolor / transcode ratio and the peak RSS of each phase.
 
 Each phase runs in its own Python process: the peak RSS (ru_maxrss) of one phase is then not hidden by the peak of
@@ -219,7 +220,7 @@ def phase_transcode(src: str, dst: str, codec: str, preset: str, crf: int) -> di
     return _timed(frames, seconds, cpu, setup_rss)
 
 
-def phase_model(src: str, weights: str, device: str, size: int, batch_size: int) -> dict:
+def phase_model(src: str, weights: str, device: str, size: int, batch_size: int, engine: str = "auto") -> dict:
     """The network alone at working size, on random luma (the cost does not depend on the content)."""
     import numpy as np
     import torch
@@ -229,7 +230,7 @@ def phase_model(src: str, weights: str, device: str, size: int, batch_size: int)
 
     with VideoReader(src, with_audio=False) as reader:
         height, width = reader.info.height, reader.info.width
-    colorizer = load_colorizer(weights, device)
+    colorizer = load_colorizer(weights, device, engine=engine)
     work_h, work_w = colorizer.working_shape(height, width, size)
     luma = np.random.default_rng(0).uniform(0, 1, (batch_size, work_h, work_w)).astype(np.float32)
     colorizer.predict(luma)  # warm-up: allocator, oneDNN primitive creation, CUDA kernels
@@ -240,11 +241,11 @@ def phase_model(src: str, weights: str, device: str, size: int, batch_size: int)
     seconds, cpu = time.perf_counter() - start, cpu_seconds() - start_cpu
     return _timed(MODEL_TIMED_BATCHES * batch_size, seconds, cpu, setup_rss, working_size=[work_w, work_h],
                   precision=colorizer.precision.name, precision_reason=colorizer.precision.reason,
-                  torch_threads=torch.get_num_threads())
+                  engine=colorizer.engine_choice.name, torch_threads=torch.get_num_threads())
 
 
 def phase_vidcolor(src: str, dst: str, weights: str, device: str, size: int, batch_size: int, codec: str,
-                   preset: str, crf: int) -> dict:
+                   preset: str, crf: int, engine: str = "auto", every: int = 2) -> dict:
     import torch
 
     from .colorizer import load_colorizer
@@ -252,10 +253,10 @@ def phase_vidcolor(src: str, dst: str, weights: str, device: str, size: int, bat
     from .video_io import EncoderSettings
 
     start = time.perf_counter()
-    colorizer = load_colorizer(weights, device)
+    colorizer = load_colorizer(weights, device, engine=engine)
     load_seconds = time.perf_counter() - start
     options = VideoOptions(size=size, batch_size=batch_size, encoder=EncoderSettings(codec=codec, crf=crf, preset=preset),
-                           audio=False, overwrite=True, progress=False)
+                           audio=False, overwrite=True, progress=False, every=every)
     setup_rss = peak_rss_mib()
     start_cpu = cpu_seconds()
     summary = colorize_video(src, dst, colorizer, options)
@@ -263,7 +264,8 @@ def phase_vidcolor(src: str, dst: str, weights: str, device: str, size: int, bat
     return _timed(summary["frames"], summary["seconds"], cpu, setup_rss, load_seconds=round(load_seconds, 3),
                   stage_seconds=summary["stage_seconds"], working_size=summary["working_size"],
                   device=summary["device"], precision=summary["precision"],
-                  precision_reason=summary["precision_reason"], torch_threads=torch.get_num_threads())
+                  precision_reason=summary["precision_reason"], engine=summary["engine"], every=summary["every"],
+                  network_frames=summary["network_frames"], torch_threads=torch.get_num_threads())
 
 
 PHASE_FUNCTIONS = {"decode": phase_decode, "transcode": phase_transcode, "model": phase_model,
@@ -359,7 +361,8 @@ def random_weights(path: Path, arch: str = "effnet-unet") -> Path:
 
 def benchmark(src, codec: str = DEFAULT_CODEC, preset: str = DEFAULT_PRESET, crf: int = DEFAULT_CRF,
               size: int = 256, batch_size: int = 8, weights: str = "default", device: str = "auto",
-              frames: int | None = None, phases=PHASES, repeat: int = 1, isolate: bool = True) -> dict:
+              frames: int | None = None, phases=PHASES, repeat: int = 1, isolate: bool = True, engine: str = "auto",
+              every: int = 2) -> dict:
     """Run the phases on src and return the report (see the module docstring). With repeat > 1 each phase runs
     that many times, alternating, and the fastest run is kept: background load only ever slows a run down."""
     from .weights import resolve
@@ -378,17 +381,18 @@ def benchmark(src, codec: str = DEFAULT_CODEC, preset: str = DEFAULT_PRESET, crf
         elif {"model", "vidcolor"} & set(phases):
             resolve(weights)  # fail now, before the other phases have run, if the weights are missing
         output = str(tmp_dir / "out.mp4")
-        model_params = {"weights": weights, "device": device, "size": size, "batch_size": batch_size}
+        model_params = {"weights": weights, "device": device, "size": size, "batch_size": batch_size,
+                        "engine": engine}
         encoder_params = {"codec": codec, "preset": preset, "crf": crf}
         params = {
             "decode": {"src": str(src)},
             "transcode": {"src": str(src), "dst": output, **encoder_params},
             "model": {"src": str(src), **model_params},
-            "vidcolor": {"src": str(src), "dst": output, **model_params, **encoder_params},
+            "vidcolor": {"src": str(src), "dst": output, **model_params, **encoder_params, "every": every},
         }
         report = {
             "input": {**_input_info(src), "path": str(original), "first_frames_only": frames or None},
-            "settings": {**encoder_params, **model_params, "weights": weights_label, "repeat": repeat,
+            "settings": {**encoder_params, **model_params, "every": every, "weights": weights_label, "repeat": repeat,
                          "isolated_processes": isolate},
             "machine": machine_info(),
             "load_average_before": _load_average(),
@@ -424,7 +428,7 @@ def format_table(report: dict) -> str:
         f"{source['frames']} frames",
         f"encoder   {settings['codec']} preset {settings['preset']} crf {settings['crf']}, yuv420p (both sides)",
         f"model     weights {settings['weights']}, device {settings['device']}, size {settings['size']}, "
-        f"batch {settings['batch_size']}",
+        f"batch {settings['batch_size']}, engine {settings.get('engine', 'auto')}, every {settings.get('every', 1)}",
         f"machine   {report['machine']['processor']}, {report['machine']['cpu_count']} CPUs; load average "
         f"{report['load_average_before']} before, {report['load_average_after']} after",
         "",
@@ -446,7 +450,8 @@ def format_table(report: dict) -> str:
                      f"{MODEL_TIMED_BATCHES} batches after a warm-up)")
     precision_phase = report["phases"].get("model") or report["phases"].get("vidcolor")
     if precision_phase:
-        lines.append(f"precision {precision_phase['precision']}: {precision_phase['precision_reason']}")
+        lines.append(f"precision {precision_phase['precision']}: {precision_phase['precision_reason']}; engine "
+                     f"{precision_phase.get('engine', 'torch')}")
     if "vidcolor" in report["phases"]:
         result = report["phases"]["vidcolor"]
         stages = result["stage_seconds"]
@@ -475,6 +480,10 @@ def main(argv=None) -> int:
     parser.add_argument("--weights", default="default",
                         help="bundled name, checkpoint path, or 'random' (random initialisation, same cost)")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    parser.add_argument("--engine", default=os.environ.get("VIDCOLOR_ENGINE") or "auto",
+                        choices=["auto", "torch", "onnxruntime", "openvino"], help="what runs the network on the CPU")
+    parser.add_argument("--every", type=int, default=2,  # smoothing.DEFAULT_VIDEO_EVERY, vidcolor's own default
+                        help="vidcolor phase: the network on at most one frame in K")
     parser.add_argument("--frames", type=int, help="use only the first N frames of the input")
     parser.add_argument("--phases", default=",".join(PHASES), help=f"comma-separated subset of {','.join(PHASES)}")
     parser.add_argument("--repeat", type=int, default=1, help="run each phase N times, keep the fastest")
@@ -505,7 +514,7 @@ def main(argv=None) -> int:
         report = benchmark(src, codec=args.codec, preset=args.preset, crf=args.crf, size=args.size,
                            batch_size=args.batch_size, weights=args.weights, device=args.device, frames=args.frames,
                            phases=[p for p in args.phases.split(",") if p], repeat=max(1, args.repeat),
-                           isolate=not args.in_process)
+                           isolate=not args.in_process, engine=args.engine, every=args.every)
     except (VidcolorError, RuntimeError, ValueError) as exc:
         hint = " (no trained weights installed? try --weights random)" if "weights" in str(exc) else ""
         print(f"vidcolor.bench: error: {exc}{hint}", file=sys.stderr)

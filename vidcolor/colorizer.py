@@ -3,7 +3,9 @@
 Device and precision are decided once, here, and visibly: CUDA in half precision when asked for (or when "auto"
 finds one), otherwise the CPU with channels_last, in bfloat16 where oneDNN computes it natively and float32
 elsewhere (choose_precision, whose reason goes to the log and the reports), with BatchNorm folded and each
-convolution fused with its activation (vidcolor/fusion.py).
+convolution fused with its activation (vidcolor/fusion.py). So is the engine that runs the network on the CPU:
+torch, or the network exported to ONNX Runtime or OpenVINO where one is installed and measured faster
+(vidcolor/engines.py).
 """
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ import numpy as np
 import torch
 
 from . import color
+from .engines import EngineChoice, choose_engine, make_exported
 from .errors import DeviceError, WeightsError
 from .fusion import fuse_batchnorm, fuse_onednn
 from .model import ModelConfig
@@ -180,6 +183,11 @@ class Colorizer:
     # The user's colour strength on top of the weights' fitted chroma_gain: 0 gives the gray picture, 1 the
     # network's best estimate, above 1 bolder (and more often wrong) colour. Chroma is clipped to its legal range.
     saturation: float = 1.0
+    # Which engine runs the network on the CPU: "auto" (the fastest installed for this CPU), "torch",
+    # "onnxruntime" or "openvino" (vidcolor/engines.py). engine_choice says what was chosen, and why. torch unless
+    # asked: a Colorizer made around a model being trained (validation, train/loop.py; the gain fit, train/export.py)
+    # measures the torch network, without an export each time; load_colorizer, for users, asks for auto.
+    engine: str = "torch"
 
     def __post_init__(self):
         check_saturation(self.saturation)
@@ -187,13 +195,25 @@ class Colorizer:
         # being trained) is left as it was.
         model = fuse_batchnorm(copy.deepcopy(self.model)).to(self.device).eval()
         self.precision = choose_precision(self.device)
-        log.info("running the network in %s on %s (%s)", self.precision.name, self.device.type, self.precision.reason)
+        choice = choose_engine(self.engine, model, self.device, self.precision.name)
+        if choice.name == "onnxruntime" and self.precision.dtype != torch.float32:
+            self.precision = Precision(torch.float32, "ONNX Runtime runs the network in float32")
+        self.exported = None
+        if choice.name != "torch":
+            configure_cpu_threads()
+            self.exported = make_exported(choice, model, self.precision.name)
+            if self.exported is None:
+                choice = EngineChoice("torch", f"{choice.name} failed its check against torch")
+        self.engine_choice = choice
+        log.info("running the network in %s on %s (%s) with %s (%s)", self.precision.name, self.device.type,
+                 self.precision.reason, choice.name, choice.reason)
         model = model.to(self.precision.dtype).to(memory_format=torch.channels_last)
         if self.device.type == "cpu":
             configure_cpu_threads()
             model = fuse_onednn(model)
         self.model = model
         self._batch_limit = 0  # 0: no limit; set when a batch ran out of GPU memory
+        self._output_shapes: dict[tuple[int, int], tuple[int, int]] = {}
 
     def working_shape(self, height: int, width: int, size: int = DEFAULT_SIZE) -> tuple[int, int]:
         if self.config.fixed_size:
@@ -203,6 +223,14 @@ class Colorizer:
     @property
     def takes_hints(self) -> bool:
         return self.config.hints
+
+    def output_shape(self, height: int, width: int) -> tuple[int, int]:
+        """The network's chroma h' x w' for working-size luma height x width: measured once per size on a blank
+        frame (the architectures differ in how they round odd sizes), then remembered."""
+        key = (height, width)
+        if key not in self._output_shapes:
+            self._output_shapes[key] = tuple(self.predict(np.zeros((1, height, width), np.float32)).shape[2:])
+        return self._output_shapes[key]
 
     @torch.inference_mode()
     def predict(self, luma: np.ndarray, hints: np.ndarray | None = None) -> np.ndarray:
@@ -237,6 +265,9 @@ class Colorizer:
         model_dtype = self.precision.dtype
 
         def run(batch: np.ndarray, batch_hints: np.ndarray | None) -> np.ndarray:
+            if self.exported is not None:
+                out = torch.from_numpy(self.exported(batch[:, None], batch_hints))
+                return finish(out, batch_hints is not None)
             x = torch.from_numpy(batch)[:, None]  # n x 1 x h x w
             g = None if batch_hints is None else torch.from_numpy(np.ascontiguousarray(batch_hints, np.float32))
             if self.device.type == "cuda":
@@ -248,10 +279,13 @@ class Colorizer:
                 out = self.model(x).float()
             else:
                 out = self.model(x, g.to(dtype=model_dtype).contiguous(memory_format=torch.channels_last)).float()
+            return finish(out, g is not None)
+
+        def finish(out: torch.Tensor, hinted: bool) -> np.ndarray:
             if self.config.output == "rgb":  # seed-cae predicts RGB; only its chroma is used (never its luma)
                 _, cb, cr = color.rgb_to_ycbcr(out[:, 0], out[:, 1], out[:, 2])
                 chroma = torch.stack([cb, cr], dim=1) * self.saturation
-            elif g is not None:
+            elif hinted:
                 chroma = out / color.CHROMA_SCALE  # the hint path is trained on the true chroma: no fitted gain
             else:
                 # chroma_gain: a scale fitted on training images after training (train/export.py --calibrate).
@@ -349,13 +383,23 @@ class Colorizer:
         return self.colorize_into(luma, np.empty((*luma.shape, 3), luma.dtype), size, hints, quick=quick)
 
 
-def load_colorizer(weights: str = "default", device: str = "auto", saturation: float = 1.0) -> Colorizer:
+# The engine load_colorizer uses when none is given (the benchmark, the evaluation scripts, the studio): "auto"
+# unless this variable names another (vidcolor/engines.py).
+ENGINE_VARIABLE = "VIDCOLOR_ENGINE"
+
+
+def load_colorizer(weights: str = "default", device: str = "auto", saturation: float = 1.0,
+                   engine: str | None = None) -> Colorizer:
     """Load bundled weights by name (see available_weights()) or a checkpoint by path, on 'auto', 'cpu' or 'cuda';
-    saturation scales the predicted colour (0: gray, 1: as trained)."""
+    saturation scales the predicted colour (0: gray, 1: as trained); engine: 'auto', 'torch', 'onnxruntime' or
+    'openvino' (None: $VIDCOLOR_ENGINE, or auto)."""
     from .weights import load_model
 
     dev = choose_device(device)
     model, config, metadata = load_model(weights)
     if device == "auto" and dev.type == "cpu":
         log.info("no CUDA GPU found; running on the CPU")
-    return Colorizer(model=model, config=config, device=dev, weights=weights, metadata=metadata, saturation=saturation)
+    if engine is None:
+        engine = os.environ.get(ENGINE_VARIABLE) or "auto"
+    return Colorizer(model=model, config=config, device=dev, weights=weights, metadata=metadata, saturation=saturation,
+                     engine=engine)

@@ -65,6 +65,7 @@ from .colorizer import DEFAULT_VIDEO_SIZE, Colorizer, resize_plane
 from .errors import InputError, OutputError, VidcolorError
 from .files import as_output_error as _as_output_error, check_output, partial_path, place_output, remove_quietly
 from .keyframes import KeyframeGuide, blend_carried, network_hints
+from .smoothing import DEFAULT_VIDEO_EVERY
 from .streams import ffmpeg_reasons
 from .video_io import (EncoderSettings, SeekMissed, VideoIndex, VideoReader, VideoWriter, follow_on,
                        output_format_name, read_index)
@@ -92,6 +93,9 @@ class VideoOptions:
     size: int = DEFAULT_VIDEO_SIZE  # working short side, pixels
     batch_size: int = DEFAULT_BATCH_SIZE
     smooth: float | None = None  # temporal smoothing strength; None: the smoother's default, 0: off
+    # The network on at most one frame in `every` (and wherever the carried colour loses trust or a shot starts);
+    # the smoother carries colour to the rest (vidcolor/smoothing.py, ChromaSmoother.schedule). 1: every frame.
+    every: int = DEFAULT_VIDEO_EVERY
     encoder: EncoderSettings = field(default_factory=EncoderSettings)
     audio: bool = True
     overwrite: bool = False
@@ -133,6 +137,26 @@ def predict_chroma(colorizer: Colorizer, small: np.ndarray, full_range: bool, hi
     return colorizer.predict(model_luma, planes)
 
 
+def predict_scheduled(colorizer: Colorizer, frames: list, full_range: bool, guide, smoother) -> list:
+    """Chroma (2 x h' x w') for each of a batch's frames (in frame order) that the smoother's schedule sends to the
+    network, None for the frames it carries colour to (and, with every > 1, for colour keyframes, whose colour is
+    given). With every == 1 the whole batch is predicted, as before the schedule existed."""
+    if not frames:
+        return []
+    small = np.stack([f.small for f in frames])
+    needed = [True] * len(frames)
+    if smoother.every > 1:
+        anchored = [guide is not None and guide.is_keyframe(f.number) for f in frames]
+        needed = smoother.schedule([f.small for f in frames], colorizer.output_shape(*small.shape[1:]), anchored)
+    chosen = [i for i, need in enumerate(needed) if need]
+    out = [None] * len(frames)
+    if chosen:
+        chroma = predict_chroma(colorizer, small[chosen], full_range, [frames[i].hints for i in chosen])
+        for i, predicted in zip(chosen, chroma):
+            out[i] = predicted
+    return out
+
+
 def attach_guidance(item, number: int, guide, work_h: int, work_w: int) -> None:
     """Give a decoded frame (in decode order) its number in presentation order, as keyframes are named, and the
     colour carried to it from keyframes: as the network's hints and for the output (vidcolor/keyframes.py)."""
@@ -141,10 +165,13 @@ def attach_guidance(item, number: int, guide, work_h: int, work_w: int) -> None:
     item.hints = None if item.carried is None else network_hints(item.carried, work_h, work_w)
 
 
-def guided_chroma(item, predicted: np.ndarray, guide, smoother, colorizer: Colorizer, size: int, limited: bool,
-                  chroma_h: int, chroma_w: int, timings: "Timings | None" = None) -> tuple[np.ndarray, np.ndarray]:
+def guided_chroma(item, predicted: np.ndarray | None, guide, smoother, colorizer: Colorizer, size: int,
+                  limited: bool, chroma_h: int, chroma_w: int,
+                  timings: "Timings | None" = None) -> tuple[np.ndarray, np.ndarray]:
     """One frame's output Cb and Cr planes from its predicted chroma, in frame order: smoothed, or at a colour
-    keyframe exactly the keyframe's colours (and the smoother carries them on)."""
+    keyframe exactly the keyframe's colours (and the smoother carries them on). predicted None: a frame the
+    schedule did not predict (predict_scheduled), which gets the smoother's carried colour, blended with colour
+    carried from keyframes where there is some."""
     t = time.perf_counter()
     if guide is not None and guide.is_keyframe(item.number):
         cb, cr, anchor = guide.keyframe_planes(item.number, item.luma, colorizer, size, chroma_h, chroma_w, limited)
@@ -170,7 +197,7 @@ def colorize_batch(frames: list, colorizer: Colorizer, smoother, guide, full_ran
     """The one per-batch step of every run: predict the chroma of a batch of frames (in presentation order, each
     with .small, .hints, .number, .carried, .luma) and turn it, frame by frame, into output Cb and Cr planes."""
     t = time.perf_counter()
-    chroma = predict_chroma(colorizer, np.stack([f.small for f in frames]), full_range, [f.hints for f in frames])
+    chroma = predict_scheduled(colorizer, frames, full_range, guide, smoother)
     if timings is not None:
         timings.inference_s += time.perf_counter() - t
     return [guided_chroma(frame, predicted, guide, smoother, colorizer, size, not full_range, chroma_h, chroma_w,
@@ -235,8 +262,9 @@ def _first_pass_frames(reader: VideoReader, options: VideoOptions):
 
 
 def describe_run(src: Path, dst: Path, colorizer: Colorizer, info, working_shape: tuple[int, int], strength: float,
-                 scene_cuts: int, output_codec: str, output_pix_fmt: str) -> dict:
-    """The part of a video run's summary (the CLI's --report) that a plain and a segmented run share."""
+                 counts: dict, every: int, output_codec: str, output_pix_fmt: str) -> dict:
+    """The part of a video run's summary (the CLI's --report) that a plain and a segmented run share. counts: the
+    smoother's (smoother_counts), summed over segments."""
     rate = float(info.rate) if info.rate else None
     return {
         "input": str(src),
@@ -244,16 +272,29 @@ def describe_run(src: Path, dst: Path, colorizer: Colorizer, info, working_shape
         "device": str(colorizer.device),
         "precision": colorizer.precision.name,
         "precision_reason": colorizer.precision.reason,
+        "engine": colorizer.engine_choice.name,
+        "engine_reason": colorizer.engine_choice.reason,
         "weights": colorizer.weights,
         "saturation": colorizer.saturation,
         "working_size": [working_shape[1], working_shape[0]],
         "smoothing": strength,
-        "scene_cuts": scene_cuts,
+        "scene_cuts": counts["cuts"],
+        # Network calls: at most one frame in `every`; network_frames counts the frames the schedule predicted
+        # (every frame, keyframes too, when every is 1).
+        "every": every,
+        "network_frames": counts["network_frames"] if every > 1 else None,
+        "carried_frames": counts["carried_frames"],
         "input_video": {"width": info.width, "height": info.height, "rate": rate, "codec": info.codec,
                         "pix_fmt": info.pix_fmt},
         "output_video": {"width": info.width, "height": info.height, "rate": rate, "codec": output_codec,
                          "pix_fmt": output_pix_fmt},
     }
+
+
+def smoother_counts(smoother) -> dict:
+    """What a run's summary says of its smoother: scene cuts, and frames predicted and carried (describe_run)."""
+    return {"cuts": smoother.cuts, "network_frames": smoother.network_frames,
+            "carried_frames": smoother.carried_frames}
 
 
 def smoothing_strength(options: VideoOptions) -> float:
@@ -552,7 +593,7 @@ def _run_segment(segment: Segment, colorizer: Colorizer, on_frames, seek: bool) 
     settings = segment.options
     folder = Path(segment.folder)
     size, batch_size = settings["size"], settings["batch_size"]
-    smoother = ChromaSmoother(settings["smooth"])
+    smoother = ChromaSmoother(settings["smooth"], settings["every"])
     # A partial name of this attempt's own: a cluster may run a segment again while an attempt it gave up on (a
     # node cut off from the network) still writes; each renames its complete, identical file into place.
     import socket
@@ -622,7 +663,7 @@ def _run_segment(segment: Segment, colorizer: Colorizer, on_frames, seek: bool) 
                 writer.abort()
             remove_quietly(tmp)
             raise
-        record.update({"cuts": smoother.cuts, "corrupt_packets": reader.corrupt_packets,
+        record.update({**smoother_counts(smoother), "corrupt_packets": reader.corrupt_packets,
                        "read_error": reader.read_error, "timestamps_fixed": reader.timestamps_fixed,
                        "frames_discarded": reader.frames_discarded,
                        # decoded in all: the segment's frames, its warm-up, and those between the keyframe (or the
@@ -637,11 +678,12 @@ _worker_colorizer: tuple[tuple, Colorizer] | None = None
 
 
 def colorizer_spec(colorizer: Colorizer) -> dict:
-    """What a worker needs to load the same network: weights, device kind and saturation."""
+    """What a worker needs to load the same network: weights, device kind, saturation and engine."""
     weights = colorizer.weights
     if Path(weights).is_file():  # a checkpoint path, made absolute for workers that run elsewhere
         weights = str(Path(weights).resolve())
-    return {"weights": weights, "device": colorizer.device.type, "saturation": colorizer.saturation}
+    return {"weights": weights, "device": colorizer.device.type, "saturation": colorizer.saturation,
+            "engine": colorizer.engine_choice.name}
 
 
 def worker_colorizer(spec: dict, device: str | None = None, cpu_threads: int | None = None) -> Colorizer:
@@ -651,9 +693,9 @@ def worker_colorizer(spec: dict, device: str | None = None, cpu_threads: int | N
     global _worker_colorizer
     from .colorizer import load_colorizer
 
-    key = (spec["weights"], device or spec["device"], spec["saturation"])
+    key = (spec["weights"], device or spec["device"], spec["saturation"], spec.get("engine"))
     if _worker_colorizer is None or _worker_colorizer[0] != key:
-        _worker_colorizer = (key, load_colorizer(key[0], key[1], key[2]))
+        _worker_colorizer = (key, load_colorizer(*key))
         if key[1] == "cpu" and cpu_threads:
             import torch
 
@@ -776,7 +818,7 @@ def _process_worker_segment(segment: Segment, spec: dict) -> dict:
 
 def worker_settings(options: VideoOptions, strength: float, encoder: EncoderSettings, target_format: str) -> dict:
     """The plain values a segment worker needs (no callables: they travel to other processes and nodes)."""
-    return {"size": options.size, "batch_size": options.batch_size, "smooth": strength,
+    return {"size": options.size, "batch_size": options.batch_size, "smooth": strength, "every": options.every,
             "encoder": asdict(encoder), "format": target_format}
 
 
@@ -904,8 +946,9 @@ def colorize_segmented(src, dst, colorizer: Colorizer, options: VideoOptions, ru
     last = records[-1]
     whole = options.start_s is None and options.end_s is None
     expected = (info.frames - last["frames_discarded"] if info.frames else 0) if whole else frames
-    summary = describe_run(src, dst, colorizer, info, work_shape, strength, sum(s["cuts"] for s in records),
-                           output_codec, output_pix_fmt)
+    counts = {key: sum(s.get(key, 0) for s in records) for key in ("cuts", "network_frames", "carried_frames")}
+    summary = describe_run(src, dst, colorizer, info, work_shape, strength, counts, options.every, output_codec,
+                           output_pix_fmt)
     summary.update({
         "frames": frames,
         "frames_resumed": frames_before,  # done by earlier, interrupted runs

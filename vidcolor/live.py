@@ -6,6 +6,9 @@ The only module that opens windows. Three threads:
                      latency stays bounded however slow the colorizer is: it never builds a queue.
     main thread    : luma -> Colorizer at the working size -> ChromaSmoother -> chroma upsampled and joined to the
                      frame's own full-resolution luma -> window (input and colorized side by side) and recorder.
+                     To keep up on a slow CPU, the network runs on only one frame in k (the smoother carries colour
+                     along the motion to the others, ChromaSmoother.schedule); by default k follows the measured
+                     cost of a frame with and without the network (choose_every).
     record thread  : (with a record path) encodes the shown frames with PyAV into a temporary file, renamed when
                      the run ends (end of source, q, Ctrl-C), so a recording is either complete and playable or absent.
 
@@ -37,7 +40,7 @@ from . import color
 from .colorizer import MAX_SATURATION, Colorizer, check_saturation, load_colorizer, resize_plane
 from .errors import InputError, OutputError, Terminated, VidcolorError
 from .files import check_output, partial_path, place_output, remove_quietly
-from .smoothing import DEFAULT_STRENGTH, ChromaSmoother
+from .smoothing import DEFAULT_STRENGTH, ChromaSmoother, check_every
 from .video_io import EncoderSettings, VideoInfo, VideoWriter
 
 # Working short side in live mode, pixels. Smaller than the video default (256): measured on a 2-core CPU, one
@@ -81,6 +84,15 @@ WINDOW_NAME = "vidcolor live"
 DISPLAY_MAX_WIDTH_PX = 1600
 # Displayed fps is the rate over the last this many shown frames.
 FPS_WINDOW_FRAMES = 30
+
+# Automatic network calls (--every auto): k is the smallest that brings the expected time of a frame,
+# (time without the network) + (network time) / k, under this fraction of the source's frame interval. The rest is
+# headroom for the capture and record threads and for the neighbours on a shared machine. At most MAX_LIVE_EVERY:
+# beyond that, colour carried for long drifts on moving scenes.
+LIVE_BUSY_FRACTION = 0.85
+MAX_LIVE_EVERY = 4
+# The two times are exponential moving averages over about this many frames.
+COST_AVERAGE_FRAMES = 10
 # Asking a child process to open a window tells whether one can open here. Needed because OpenCV's Qt backend
 # aborts the whole process (no exception) when it cannot reach a display (seconds).
 DISPLAY_PROBE_TIMEOUT_S = 20.0
@@ -99,6 +111,10 @@ class LiveOptions:
     max_frames: int = 0  # stop after this many shown frames; 0: until the source ends (or q / Ctrl-C)
     realtime: bool = True  # pace a file source at its frame rate; False: as fast as the loop takes frames
     smooth: float | None = None  # temporal smoothing strength in [0, 1); None: the smoother's default; 0: off
+    # The network on one frame in `every` (the smoother carries colour to the rest); None: chosen as the run goes,
+    # from 1 up to MAX_LIVE_EVERY, to keep up with the source (choose_every). Needs smoothing on.
+    every: int | None = None
+    engine: str | None = None  # what runs the network (vidcolor/engines.py); None: $VIDCOLOR_ENGINE or auto
     overwrite: bool = False  # replace an existing record file
     open_timeout_s: float = OPEN_TIMEOUT_S
 
@@ -520,7 +536,22 @@ def _validate(options: LiveOptions) -> tuple[int, float]:
         raise VidcolorError("max frames must be 0 (no limit) or more")
     if options.open_timeout_s <= 0:
         raise VidcolorError("the open timeout must be positive")
+    if options.every is not None:
+        try:
+            check_every(options.every)
+        except ValueError as exc:
+            raise VidcolorError(str(exc)) from None
     return size, strength
+
+
+def choose_every(network_s: float, other_s: float, frame_interval_s: float) -> int:
+    """The fewest network calls that keep up: the smallest k in 1..MAX_LIVE_EVERY with
+    other_s + network_s / k <= LIVE_BUSY_FRACTION * frame_interval_s (MAX_LIVE_EVERY where none does).
+    network_s: the network's time for one frame; other_s: the rest of a frame's work (flow, merge, display)."""
+    budget = LIVE_BUSY_FRACTION * frame_interval_s - other_s
+    if budget <= 0:
+        return MAX_LIVE_EVERY
+    return int(min(MAX_LIVE_EVERY, max(1, math.ceil(network_s / budget - 1e-9))))
 
 
 def _source_path_for_output_check(spec: SourceSpec) -> Path:
@@ -565,7 +596,7 @@ def run_live(options: LiveOptions, on_frame: Callable[[np.ndarray, np.ndarray], 
             if (recorder.width, recorder.height) != (width, height):
                 _note(f"recording {recorder.width}x{recorder.height}: yuv420p needs even sizes, the source is "
                       f"{width}x{height}")
-        colorizer = load_colorizer(options.weights, options.device, options.saturation)
+        colorizer = load_colorizer(options.weights, options.device, options.saturation, options.engine)
         if colorizer.device.type == "cpu" and (os.cpu_count() or 1) <= SMALL_CPU_CORES \
                 and not os.environ.get("OMP_NUM_THREADS"):
             previous_threads = torch.get_num_threads()
@@ -610,6 +641,13 @@ def run_live(options: LiveOptions, on_frame: Callable[[np.ndarray, np.ndarray], 
             cv2.waitKey(1)  # lets the GUI backend actually close the window
 
 
+def _average(previous: float | None, value: float) -> float:
+    """Exponential moving average over about COST_AVERAGE_FRAMES values; the first value starts it."""
+    if previous is None:
+        return value
+    return previous + (value - previous) / COST_AVERAGE_FRAMES
+
+
 class _stop_signals_ignored:
     """Ctrl-C and SIGTERM do nothing within the block: the run is already stopping (main thread only; elsewhere a
     no-op)."""
@@ -635,8 +673,13 @@ class _LiveLoop:
         self.controls = LiveControls(size=size, smoothing=strength > 0, saturation=colorizer.saturation)
         # s toggles smoothing; with --smooth 0 it toggles to the default strength.
         self.strength_on = strength if strength > 0 else DEFAULT_STRENGTH
-        self.smoother = ChromaSmoother(self.strength_on)
+        self.smoother = ChromaSmoother(self.strength_on, options.every or 1)
         self.recorder, self.on_frame = recorder, on_frame
+        # Network calls: the smoother's every, fixed by options.every or chosen from these averages (seconds).
+        self.network_s: float | None = None  # one network call
+        self.other_s: float | None = None  # the rest of a frame's work in the main thread
+        self.network_frames = 0
+        self.every_sum = 0  # the sum of k over shown frames (the summary's mean k)
         self.shown = 0
         self.latencies_ms: list[float] = []
         self.inference_s = 0.0
@@ -678,9 +721,17 @@ class _LiveLoop:
         h, w = self.colorizer.working_shape(height, width, self.controls.size)
         self.working_shape = (h, w)
         small = resize_plane(luma, h, w)
-        start = time.perf_counter()
-        chroma = self.colorizer.predict(small[None].astype(np.float32) / 255.0)[0]  # 2 x h' x w'
-        self.inference_s += time.perf_counter() - start
+        needed = True
+        if self.controls.smoothing and self.smoother.every > 1:
+            needed = self.smoother.schedule([small], self.colorizer.output_shape(h, w))[0]
+        chroma = None
+        if needed:
+            start = time.perf_counter()
+            chroma = self.colorizer.predict(small[None].astype(np.float32) / 255.0)[0]  # 2 x h' x w'
+            network_s = time.perf_counter() - start
+            self.inference_s += network_s
+            self.network_frames += 1
+            self.network_s = _average(self.network_s, network_s)
         if self.controls.smoothing:
             chroma = self.smoother.smooth(small, chroma)
         full = np.stack([cv2.resize(plane, (width, height), interpolation=cv2.INTER_LINEAR) for plane in chroma])
@@ -689,6 +740,8 @@ class _LiveLoop:
     def _show(self, frame: CapturedFrame) -> bool:
         """Colorize, display, record one frame. Returns True when the user asked to quit."""
         cpu_start = time.thread_time()
+        work_start = time.perf_counter()
+        inference_before = self.inference_s
         image = frame.image
         # OpenCV's BGR -> gray uses the BT.601 weights of vidcolor.color, so this is the luma the model expects.
         luma = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
@@ -707,6 +760,8 @@ class _LiveLoop:
         if self.on_frame is not None:
             self.on_frame(rgb, luma)
         now = time.perf_counter()
+        self.other_s = _average(self.other_s, now - work_start - (self.inference_s - inference_before))
+        self._adapt_every()
         self.loop_cpu_s += time.thread_time() - cpu_start
         self.shown += 1
         self.latencies_ms.append((now - frame.arrived) * 1e3)
@@ -714,6 +769,17 @@ class _LiveLoop:
         self.last_shown = now
         self.recent_shown.append(now)
         return quit_requested
+
+    def _adapt_every(self) -> None:
+        """With automatic network calls, k for the next frames from the measured costs (1 with smoothing off: no
+        colour is carried then)."""
+        self.every_sum += self.smoother.every
+        if self.options.every is not None:
+            return
+        if not self.controls.smoothing:
+            self.smoother.every = 1
+        elif self.network_s is not None:
+            self.smoother.every = choose_every(self.network_s, self.other_s, 1.0 / self.source.fps)
 
     def _handle_keys(self, key: int) -> bool:
         """Returns True when the user asked to quit."""
@@ -737,8 +803,9 @@ class _LiveLoop:
             fps = (len(self.recent_shown) - 1) / max(self.recent_shown[-1] - self.recent_shown[0], 1e-9)
         latency = self.latencies_ms[-1] if self.latencies_ms else 0.0
         h, w = self.working_shape
+        network = f"  network 1/{self.smoother.every}" if self.smoother.every > 1 else ""
         return [f"{fps:4.1f} fps  latency {latency:3.0f} ms  size {self.controls.size} ({w}x{h})  "
-                f"smoothing {'on' if self.controls.smoothing else 'off'}  colour {self.controls.saturation:g}",
+                f"smoothing {'on' if self.controls.smoothing else 'off'}{network}  colour {self.controls.saturation:g}",
                 "q quit   s smoothing   +/- size   [/] colour"]
 
     def summary(self, dropped: int, frames_read: int) -> dict:
@@ -755,7 +822,11 @@ class _LiveLoop:
             "latency_ms_mean": round(float(latencies.mean()), 1),
             "latency_ms_p95": round(float(np.percentile(latencies, 95)), 1),
             "latency_ms_max": round(float(latencies.max()), 1),
-            "inference_ms_mean": round(self.inference_s / max(self.shown, 1) * 1e3, 1),
+            "inference_ms_mean": round(self.inference_s / max(self.network_frames, 1) * 1e3, 1),
+            # Network calls: --every (0: automatic), the mean k over the shown frames, frames that had the network.
+            "every": self.options.every or 0,
+            "every_mean": round(self.every_sum / max(self.shown, 1), 2),
+            "network_frames": self.network_frames,
             # main thread's CPU per shown frame; and all threads' (capture decoding, recording too)
             "loop_cpu_ms_mean": round(self.loop_cpu_s / max(self.shown, 1) * 1e3, 1),
             "process_cpu_ms_per_frame": round((time.process_time() - self.process_cpu_start)
@@ -775,6 +846,8 @@ class _LiveLoop:
             "device": str(self.colorizer.device),
             "precision": self.colorizer.precision.name,
             "precision_reason": self.colorizer.precision.reason,
+            "engine": self.colorizer.engine_choice.name,
+            "engine_reason": self.colorizer.engine_choice.reason,
             "weights": self.colorizer.weights,
             "saturation": self.colorizer.saturation,
         }

@@ -31,7 +31,7 @@ from .image_io import (ALPHA_SUFFIXES, DEEP_SUFFIXES, IMAGE_SUFFIXES, read_pictu
                        write_image_atomic)
 from .engine import (DEFAULT_BATCH_SIZE, DEFAULT_SEGMENT_FRAMES, Timings, VideoOptions, attach_guidance,  # noqa: F401
                      check_segmented_output, chroma_planes, colorize_batch, colorize_segmented, describe_run, guided_chroma,
-                     open_keyframe_guide, predict_chroma, smoothing_strength)
+                     open_keyframe_guide, predict_chroma, predict_scheduled, smoother_counts, smoothing_strength)
 from .keyframes import KeyframeGuide
 from .video_io import VideoReader, VideoWriter, check_video_output
 
@@ -124,7 +124,7 @@ def colorize_video(src, dst, colorizer: Colorizer, options: VideoOptions = Video
         reader.close()
         raise
     strength = smoothing_strength(options)
-    smoother = ChromaSmoother(strength)
+    smoother = ChromaSmoother(strength, options.every)
     inbox: queue.Queue = queue.Queue(maxsize=2 * options.batch_size)
     outbox: queue.Queue = queue.Queue(maxsize=2 * options.batch_size)
     errors: list[BaseException] = []
@@ -257,8 +257,8 @@ def colorize_video(src, dst, colorizer: Colorizer, options: VideoOptions = Video
             shutil.rmtree(guide_cache, ignore_errors=True)
 
     seconds = time.perf_counter() - start
-    summary = describe_run(src, dst, colorizer, info, (work_h, work_w), strength, smoother.cuts,
-                           writer.video.codec_context.name, writer.pix_fmt)
+    summary = describe_run(src, dst, colorizer, info, (work_h, work_w), strength, smoother_counts(smoother),
+                           options.every, writer.video.codec_context.name, writer.pix_fmt)
     summary.update({
         "frames": frames_in,
         "seconds": round(seconds, 3),

@@ -62,8 +62,9 @@ def output_options(colorizer, options, strength: float, suffix: str) -> dict:
         stat = weights_file.stat()
         weights = {"path": str(weights_file.resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
     encoder = options.encoder
-    return {"vidcolor": __version__, "weights": weights, "device": colorizer.device.type, "size": options.size,
-            "saturation": colorizer.saturation, "smooth": strength, "batch_size": options.batch_size,
+    return {"vidcolor": __version__, "weights": weights, "device": colorizer.device.type,
+            "engine": colorizer.engine_choice.name, "size": options.size, "saturation": colorizer.saturation,
+            "smooth": strength, "every": options.every, "batch_size": options.batch_size,
             "segment_frames": options.segment_frames,
             "codec": encoder.codec, "crf": encoder.crf, "preset": encoder.preset, "pix_fmt": encoder.pix_fmt,
             "audio": options.audio, "suffix": suffix, "keyframes": keyframes_identity(options.keyframes)}

@@ -6,11 +6,20 @@ recursive (exponential) average along motion trajectories. Wherever the warp can
 inconsistent flow, changed lighting, content entering the frame) the weight falls to 0 and the prediction is kept,
 so a wrong warp costs some flicker, never a smear. Everything runs at the chroma's own small size, in numpy/OpenCV.
 
+The same warp also saves network calls (every > 1): schedule() decides from the luma alone, ahead of a batch,
+which frames need the network: the first of a shot, one every `every` frames, and any frame to which the colour
+carried since the last network frame reaches with too little trust (MIN_CARRIED_TRUST). smooth(luma, None) then
+gives the other frames the previous smoothed chroma carried along the motion. The decision uses only the frames'
+luma and their order, and its state travels with state(), so a run cut into segments decides the same.
+
 Cost, measured with the script in this module's __main__ on a 2-core machine with a training job running
 (`python -m vidcolor.smoothing`): 2.6-2.9 ms per frame for 256x455 luma / 128x228 chroma, two DIS flows
 (~0.8 ms each) being most of it.
 """
 from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -50,6 +59,35 @@ CUT_HIST_DISTANCE = 0.4
 CUT_MIN_MEAN_TRUST = 0.25
 
 
+# Fewer network calls: the network runs at least every DEFAULT_EVERY frames (1: on every frame, as without the
+# schedule), and sooner where the colour carried from the last network frame is trusted on less than this mean
+# fraction of the frame: the product of the per-frame trusts along the motion since that frame (occlusions,
+# content entering the frame, flow that disagrees with itself all lower it).
+DEFAULT_EVERY = 1
+MAX_EVERY = 16
+MIN_CARRIED_TRUST = 0.5
+# Video's default (VideoOptions.every, `vidcolor --every`): the network on at most every other frame. Measured with
+# `python -m train.evaluate_video` (README, "Video quality: flicker"), default weights, working size 192, against
+# the network on every frame: k = 2 kept PSNR within 0.1 dB and lowered the warp-error ratio in every group (the
+# two real clips, +0.07 and +0.06 dB; the 16 virtual clips, -0.03 dB, ratio 0.60 -> 0.53); k = 3 lost 0.12 dB on
+# the virtual zooms, k = 4 0.11 on the slow pans and 0.19 on the zooms.
+DEFAULT_VIDEO_EVERY = 2
+
+
+@dataclass
+class _Motion:
+    """How frame `small` (luma at chroma size) follows the previous one: restart (first frame, new size, or a cut),
+    or trust and remap coordinates of the warp from the previous frame."""
+
+    small: np.ndarray
+    hist: np.ndarray
+    restart: bool
+    cut: bool = False
+    trust: np.ndarray | None = None
+    map_x: np.ndarray | None = None
+    map_y: np.ndarray | None = None
+
+
 def _ramp_down(x: np.ndarray, full: float, zero: float) -> np.ndarray:
     return np.clip((zero - x) * (1.0 / (zero - full)), 0.0, 1.0)
 
@@ -60,14 +98,24 @@ def _histogram(luma: np.ndarray) -> np.ndarray:
 
 
 class ChromaSmoother:
-    """Call smooth() once per frame, in frame order; reset() between unrelated videos."""
+    """Call smooth() once per frame, in frame order; reset() between unrelated videos.
 
-    def __init__(self, strength: float = DEFAULT_STRENGTH):
+    With every > 1, call schedule() first for each run of frames (a batch): it says which of them need the
+    network's prediction; then smooth() each of those frames, in order, with its prediction, and the others with
+    None (the carried colour)."""
+
+    def __init__(self, strength: float = DEFAULT_STRENGTH, every: int = DEFAULT_EVERY,
+                 min_carried_trust: float = MIN_CARRIED_TRUST):
         # 1 is allowed (the CLI's range) but keeps history wherever the warp is trusted: colours then only change
         # through occlusions and cuts.
         if not 0.0 <= strength <= 1.0:
             raise ValueError(f"smoothing strength must be between 0 (off) and 1, got {strength}")
+        check_every(every)
         self.strength = float(strength)
+        self.every = int(every)
+        self.min_carried_trust = float(min_carried_trust)
+        self.network_frames = 0  # frames that schedule() sent to the network (with every > 1)
+        self.carried_frames = 0  # frames that got the carried colour instead
         self._dis = new_flow()
         # OpenCV's DIS computes a slightly different flow on its very first call than on any later one (whatever
         # the earlier inputs were); state() records whether that call is past, so that load_state() can match it.
@@ -81,14 +129,27 @@ class ChromaSmoother:
         self._prev_hist: np.ndarray | None = None
         self._grid: tuple[np.ndarray, np.ndarray] | None = None
         self.last_was_cut = False
+        # The schedule (every > 1): frames since the last network frame, and the trust of the colour carried since
+        # it (h x w float32; None: fresh, fully trusted). Motions computed by schedule() wait in _planned until
+        # their frame is smoothed.
+        self._since_network = 0
+        self._carried_trust: np.ndarray | None = None
+        self._planned: deque[tuple[np.ndarray, _Motion]] = deque()
 
     def state(self) -> dict[str, np.ndarray]:
         """What smooth() carries from one frame to the next, as arrays (np.savez can store them), so that a run cut
         into segments (resume.py) continues exactly where the previous segment stopped. Empty before the first frame."""
+        if self._planned:
+            raise RuntimeError("state() between schedule() and the smoothing of the frames it planned")
+        state = {"cuts": np.array(self.cuts), "dis_used": np.array(self._dis_used),
+                 "since_network": np.array(self._since_network), "network_frames": np.array(self.network_frames),
+                 "carried_frames": np.array(self.carried_frames)}
+        if self._carried_trust is not None:
+            state["carried_trust"] = self._carried_trust
         if self._prev_chroma is None:
-            return {"cuts": np.array(self.cuts), "dis_used": np.array(self._dis_used)}
+            return state
         return {"prev_luma": self._prev_luma, "prev_chroma": self._prev_chroma, "prev_hist": self._prev_hist,
-                "cuts": np.array(self.cuts), "dis_used": np.array(self._dis_used)}
+                **state}
 
     def load_state(self, state) -> None:
         """Restore what state() returned (a dict or an np.load result); the flow grid is a cache and is rebuilt."""
@@ -102,6 +163,12 @@ class ChromaSmoother:
             self._prev_luma = np.array(state["prev_luma"], dtype=np.uint8)
             self._prev_chroma = np.array(state["prev_chroma"], dtype=np.float32)
             self._prev_hist = np.array(state["prev_hist"], dtype=np.float64)
+        if "since_network" in state:
+            self._since_network = int(state["since_network"])
+            self.network_frames = int(state["network_frames"])
+            self.carried_frames = int(state["carried_frames"])
+        if "carried_trust" in state:
+            self._carried_trust = np.array(state["carried_trust"], dtype=np.float32)
         if dis_used and not self._dis_used:
             # Past the first call, as the saved smoother was, and at the size it works at: DIS keeps buffers per
             # image size, and its first call at a new size behaves like a first call. samples/motion-gray.mp4,
@@ -112,63 +179,134 @@ class ChromaSmoother:
             self._dis.calc(blank, blank, None)
             self._dis_used = True
 
-    def smooth(self, luma: np.ndarray, chroma: np.ndarray) -> np.ndarray:
-        """luma: uint8 H x W at working size; chroma: 2 x h x w prediction, any h x w.
+    def schedule(self, lumas, chroma_shape: tuple[int, int], anchored=None) -> list[bool]:
+        """Which of the next frames (working-size luma, in frame order) need the network's prediction; chroma_shape
+        is the prediction's h x w. anchored: per frame, True for a frame whose colour is given (a colour keyframe,
+        anchor()): it needs no prediction and counts as fresh colour. With every == 1 every frame is predicted
+        (anchored ones too: the caller decides) and nothing is computed here."""
+        count = len(lumas)
+        if self.every == 1 or min(chroma_shape) < MIN_FLOW_SIDE_PX:
+            return [True] * count
+        h, w = chroma_shape
+        needed = []
+        for i, luma in enumerate(lumas):
+            motion = self._motion(_small(luma, h, w))
+            self._planned.append((luma, motion))
+            given = bool(anchored[i]) if anchored is not None else False
+            carried = None
+            if not (motion.restart or given):
+                carried = motion.trust if self._carried_trust is None else \
+                    warp(self._carried_trust[None], motion.map_x, motion.map_y)[0] * motion.trust
+            if carried is None or self._since_network + 1 >= self.every or carried.mean() < self.min_carried_trust:
+                self._since_network, self._carried_trust = 0, None
+                needed.append(not given)
+                self.network_frames += not given
+            else:
+                self._since_network, self._carried_trust = self._since_network + 1, carried
+                needed.append(False)
+                self.carried_frames += 1
+        return needed
 
-        Returns the smoothed chroma, same shape and dtype; on a cut (or the first frame) the prediction itself.
+    def smooth(self, luma: np.ndarray, chroma: np.ndarray | None) -> np.ndarray:
+        """luma: uint8 H x W at working size; chroma: 2 x h x w prediction, any h x w, or None for a frame that
+        schedule() chose not to predict.
+
+        Returns the smoothed chroma, same shape and dtype; on a cut (or the first frame) the prediction itself; for
+        a frame without prediction the previous frame's smoothed chroma carried along the motion (float32).
         """
         self.last_was_cut = False
-        h, w = chroma.shape[1:]
-        if self.strength == 0.0 or min(h, w) < MIN_FLOW_SIDE_PX:
-            return chroma
-        # A copy even at the right size: it is kept as state, and the caller may reuse its buffer.
-        small = luma.copy() if luma.shape == (h, w) else cv2.resize(luma, (w, h), interpolation=cv2.INTER_AREA)
-        hist = _histogram(small)
-
-        if self._prev_chroma is None or self._prev_chroma.shape != chroma.shape:
-            return self._restart(small, chroma, hist)
-        if 0.5 * np.abs(hist - self._prev_hist).sum() > CUT_HIST_DISTANCE:
-            return self._restart(small, chroma, hist, cut=True)
-
-        trust, map_x, map_y = self._trust(small)
-        if trust.mean() < CUT_MIN_MEAN_TRUST:
-            return self._restart(small, chroma, hist, cut=True)
-
-        weight = self.strength * trust
+        motion = self._take_planned(luma)
+        if motion is None:
+            if chroma is None:
+                raise ValueError("a frame without a prediction must have been carried by schedule()")
+            h, w = chroma.shape[1:]
+            if self.strength == 0.0 or min(h, w) < MIN_FLOW_SIDE_PX:
+                return chroma
+            # A copy even at the right size: it is kept as state, and the caller may reuse its buffer.
+            motion = self._motion(_small(luma, h, w))
+        if motion.restart:
+            if chroma is None:
+                raise ValueError("the first frame of a shot needs a prediction")
+            return self._restart(chroma, motion.cut)
+        if chroma is None:
+            out = warp(self._prev_chroma, motion.map_x, motion.map_y)
+            self._prev_chroma = out
+            return out
+        weight = self.strength * motion.trust
         pred = chroma.astype(np.float32, copy=False)
         out = np.empty_like(pred)
         for c in range(2):
-            warped = cv2.remap(self._prev_chroma[c], map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+            warped = cv2.remap(self._prev_chroma[c], motion.map_x, motion.map_y, cv2.INTER_LINEAR,
+                               borderMode=cv2.BORDER_REPLICATE)
             # pred + w * (warped - pred) is exactly pred where w == 0, unlike w*warped + (1-w)*pred.
             out[c] = pred[c] + weight * (warped - pred[c])
-        self._prev_luma, self._prev_chroma, self._prev_hist = small, out, hist
+        self._prev_chroma = out
         return out.astype(chroma.dtype, copy=False)
 
-    def _restart(self, small: np.ndarray, chroma: np.ndarray, hist: np.ndarray, cut: bool = False) -> np.ndarray:
+    def _take_planned(self, luma: np.ndarray) -> _Motion | None:
+        """The motion schedule() computed for this frame (the same luma array), or None where none is waiting."""
+        if not self._planned:
+            return None
+        planned_luma, motion = self._planned[0]
+        if planned_luma is not luma:
+            raise ValueError("frames must be smoothed in the order schedule() saw them")
+        self._planned.popleft()
+        return motion
+
+    def _motion(self, small: np.ndarray) -> _Motion:
+        """How this frame (luma at chroma size) follows the previous one; it becomes the previous one. The cut tests
+        run in this order, and the flow only where the histogram test passes."""
+        hist = _histogram(small)
+        prev_luma, prev_hist = self._prev_luma, self._prev_hist
         self._prev_luma, self._prev_hist = small, hist
+        if prev_luma is None or prev_luma.shape != small.shape:
+            return _Motion(small, hist, restart=True)
+        if 0.5 * np.abs(hist - prev_hist).sum() > CUT_HIST_DISTANCE:
+            return _Motion(small, hist, restart=True, cut=True)
+        trust, map_x, map_y = self._trust(prev_luma, small)
+        if trust.mean() < CUT_MIN_MEAN_TRUST:
+            return _Motion(small, hist, restart=True, cut=True)
+        return _Motion(small, hist, restart=False, trust=trust, map_x=map_x, map_y=map_y)
+
+    def _restart(self, chroma: np.ndarray, cut: bool = False) -> np.ndarray:
         self._prev_chroma = chroma.astype(np.float32)  # a copy: the caller may reuse its buffer
         if cut:
             self.last_was_cut = True
             self.cuts += 1
         return chroma
 
-    def _trust(self, cur: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _trust(self, prev: np.ndarray, cur: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Per-pixel trust in [0, 1] of the warp from the previous frame, and the remap coordinates of that warp."""
         h, w = cur.shape
         if self._grid is None or self._grid[0].shape != (h, w):
             self._grid = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
         self._dis_used = True
-        trust, map_x, map_y, _ = warp_trust(self._dis, self._prev_luma, cur, self._grid)
+        trust, map_x, map_y, _ = warp_trust(self._dis, prev, cur, self._grid)
         return trust, map_x, map_y
 
     def anchor(self, luma: np.ndarray, chroma: np.ndarray) -> None:
         """Take chroma as this frame's final colour (a colour keyframe): the next frames are smoothed towards it.
         The scene-cut test does not run: the keyframe defines its frame's colour whatever came before."""
+        if self._take_planned(luma) is not None:  # schedule() already took this frame as the new previous one
+            self._restart(chroma)
+            return
         if self.strength == 0.0 or min(chroma.shape[1:]) < MIN_FLOW_SIDE_PX:
             return
         h, w = chroma.shape[1:]
-        small = luma.copy() if luma.shape == (h, w) else cv2.resize(luma, (w, h), interpolation=cv2.INTER_AREA)
-        self._restart(small, chroma, _histogram(small))
+        small = _small(luma, h, w)
+        self._prev_luma, self._prev_hist = small, _histogram(small)
+        self._restart(chroma)
+
+
+def check_every(every: int) -> None:
+    """ValueError unless 1 <= every <= MAX_EVERY (network calls: one frame in `every` at most)."""
+    if not 1 <= every <= MAX_EVERY:
+        raise ValueError(f"--every {every} is out of range; use 1 (the network on every frame) to {MAX_EVERY}")
+
+
+def _small(luma: np.ndarray, h: int, w: int) -> np.ndarray:
+    """Luma at chroma size h x w; a copy even at that size: it is kept as state, and the caller may reuse its buffer."""
+    return luma.copy() if luma.shape == (h, w) else cv2.resize(luma, (w, h), interpolation=cv2.INTER_AREA)
 
 
 def new_flow(preset: int = DIS_PRESET, finest_scale: int | None = DIS_FINEST_SCALE) -> cv2.DISOpticalFlow:
