@@ -154,6 +154,8 @@ def predict_scheduled(colorizer: Colorizer, frames: list, full_range: bool, guid
         chroma = predict_chroma(colorizer, small[chosen], full_range, [frames[i].hints for i in chosen])
         for i, predicted in zip(chosen, chroma):
             out[i] = predicted
+    for frame, predicted in zip(frames, out):
+        frame.predicted = predicted is not None  # for a segment's counts, which leave its warm-up frames out
     return out
 
 
@@ -610,7 +612,8 @@ def _run_segment(segment: Segment, colorizer: Colorizer, on_frames, seek: bool) 
             reader.enter_at(tuple(segment.keyframe))
         record = {"index": segment.index, "file": segment.file, "frames": 0, "first_pts": None, "last_pts": None,
                   "time_base": None, "encoder_time_base": None, "display_matrix": None,
-                  "entry": "seek" if seek else "decode-from-start", "warmup_frames": 0}
+                  "entry": "seek" if seek else "decode-from-start", "warmup_frames": 0, "network_frames": 0,
+                  "carried_frames": 0}
         try:
             writer = VideoWriter(tmp, info, EncoderSettings(**settings["encoder"]), target_format=settings["format"],
                                  show_notes=False)
@@ -627,6 +630,10 @@ def _run_segment(segment: Segment, colorizer: Colorizer, on_frames, seek: bool) 
                     if warmup:
                         record["warmup_frames"] += 1
                         continue
+                    if frame.predicted:
+                        record["network_frames"] += 1
+                    elif guide is None or not guide.is_keyframe(frame.number):
+                        record["carried_frames"] += 1
                     if record["first_pts"] is None:
                         record["first_pts"] = frame.pts
                         record["time_base"] = str(frame.time_base) if frame.time_base is not None else None
@@ -663,7 +670,7 @@ def _run_segment(segment: Segment, colorizer: Colorizer, on_frames, seek: bool) 
                 writer.abort()
             remove_quietly(tmp)
             raise
-        record.update({**smoother_counts(smoother), "corrupt_packets": reader.corrupt_packets,
+        record.update({"cuts": smoother.cuts, "corrupt_packets": reader.corrupt_packets,
                        "read_error": reader.read_error, "timestamps_fixed": reader.timestamps_fixed,
                        "frames_discarded": reader.frames_discarded,
                        # decoded in all: the segment's frames, its warm-up, and those between the keyframe (or the

@@ -95,9 +95,6 @@ CARRY_EDGE_MARGIN_PX = 8.0
 # filled, +0.3 and +0.1 dB (0.7, 0.9); 0.15 instead of 0.25 scored 0.02 dB less. Filling the network's output
 # around the carry instead (the carry itself unfilled) gave -10.9 dB on the worse pan.
 FILLED_TRUST = REACHED_TRUST
-# How sharply the fill stops at the frame's edges (guidance.edge_aware_spread's sigma): the value it was measured
-# with above, which stills used then (they have since moved to a sharper one, chosen on points).
-FILL_EDGE_SIGMA = 0.01
 # Above this many unreached pixels the fill is solved at half the size (fill_entering): at 640 x 360 with 30 % of
 # the frame unreached, 1.5 s per frame at full size on the 2-core Xeon.
 FILL_MAX_UNKNOWNS = 12_000
@@ -178,8 +175,7 @@ def _spread_reached(chroma: np.ndarray, reached: np.ndarray, luma: np.ndarray) -
     # falls towards 0 across strong edges, where the spread decays): the colour is normalised by it, the trust
     # scaled by it.
     planes = np.concatenate([chroma, np.ones((1, h, w), np.float32)])
-    spread = edge_aware_spread(luma.astype(np.float32) / 255.0, planes, reached.astype(np.float32), exact=True,
-                               sigma=FILL_EDGE_SIGMA)
+    spread = edge_aware_spread(luma.astype(np.float32) / 255.0, planes, reached.astype(np.float32), exact=True)
     reach = np.clip(spread[2], 0.0, 1.0)
     return spread[:2] / np.maximum(spread[2], 1e-6) * (reach > 1e-3), reach
 
