@@ -8,6 +8,10 @@ import os
 # One intra-op thread for torch, set before torch is imported: the test model is tiny, and with a thread per core
 # OpenMP's spinning threads fight the decode/encode threads and any other load (50x slower on a busy 2-core box).
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+# The network runs in torch unless a test names another engine (tests/test_engines.py does): the suite then tests
+# the same thing whichever optional engines are installed. With OpenVINO loaded into the test process by earlier
+# tests, the training test that interrupts itself with SIGINT crashed the whole run (a segfault, seen here).
+os.environ.setdefault("VIDCOLOR_ENGINE", "torch")
 
 import shutil  # noqa: E402
 from pathlib import Path
