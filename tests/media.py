@@ -36,22 +36,25 @@ def make_clip(path: Path, frames: int = 12, width: int = 64, height: int = 48, f
               audio: bool = False, pts_list: list[int] | None = None, time_base: Fraction | None = None,
               colour: bool = False, pix_fmt: str | None = None, codec: str = "libx264",
               audio_codec: str = "aac", neutral_chroma: bool = False, lossless: bool = False,
-              rotation: int | None = None, container_options: dict | None = None, pattern=moving_pattern) -> Path:
+              rotation: int | None = None, container_options: dict | None = None, pattern=moving_pattern,
+              codec_options: dict | None = None) -> Path:
     """Write a short clip (H.264 by default).
 
     pts_list (in time_base units) makes a variable-frame-rate clip. pix_fmt defaults to yuv420p, or yuv444p for odd
     sizes (4:2:0 needs even ones). neutral_chroma sets Cb = Cr = 128 after the colour conversion, so a colour clip and
     its neutral twin share their luma exactly (with lossless=True, also after decoding). rotation writes a display
     matrix (degrees counter-clockwise). container_options go to the muxer, e.g. {"movflags": "faststart"}.
-    pattern(index, width, height) -> uint8 RGB H x W x 3 draws each frame (to make shots, say).
+    pattern(index, width, height) -> uint8 RGB H x W x 3 draws each frame (to make shots, say). codec_options go to
+    the encoder, e.g. {"x264-params": "keyint=9"}.
     """
     if pix_fmt is None:
         pix_fmt = "yuv444p" if (width % 2 or height % 2) else "yuv420p"
     with av.open(str(path), "w", options=container_options or {}) as out:
         stream = out.add_stream(codec, rate=fps)
         stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
-        if lossless:
-            stream.options = {"qp": "0"} if codec.startswith("libx264") else {}  # ffv1 is always lossless
+        options = {"qp": "0"} if lossless and codec.startswith("libx264") else {}  # ffv1 is always lossless
+        if options or codec_options:
+            stream.options = {**options, **(codec_options or {})}
         if rotation is not None:
             stream.set_display_rotation(rotation)
         if pts_list is not None:
@@ -412,18 +415,8 @@ def make_edit_list_mp4(path: Path, frames: int = 15, skipped: int = 5, fps: int 
 
 def make_interlaced_clip(path: Path, frames: int = 10, top_field_first: bool = True) -> Path:
     """Interlaced H.264 (field-aware coding), as a camcorder or a DVB recording has it."""
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream("libx264", rate=25)
-        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
-        stream.options = {"flags": "+ildct+ilme", "x264-params": "tff=1" if top_field_first else "bff=1"}
-        for i in range(frames):
-            frame = av.VideoFrame.from_ndarray(moving_pattern(i, 64, 48), format="rgb24").reformat(format="yuv420p")
-            frame.pts, frame.time_base = i, Fraction(1, 25)
-            for packet in stream.encode(frame):
-                out.mux(packet)
-        for packet in stream.encode(None):
-            out.mux(packet)
-    return path
+    return make_clip(path, frames=frames, fps=25, codec_options={
+        "flags": "+ildct+ilme", "x264-params": "tff=1" if top_field_first else "bff=1"})
 
 
 def write_png_with_orientation(path: Path, image: np.ndarray, orientation: int) -> Path:

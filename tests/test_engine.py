@@ -4,37 +4,30 @@ decoded from the start instead; segmented runs equal each other whatever runs th
 from __future__ import annotations
 
 import json
-from fractions import Fraction
 from pathlib import Path
 
 import av
 import numpy as np
 import pytest
 
-from media import moving_pattern, read_video
+from media import make_clip, moving_pattern, read_video
 
 CONTAINERS = ["mp4", "mkv", "mov", "avi", "ts"]
 GOP = 9  # with 2 B-frames always used (b-adapt=0): I B B P B B P B B | I ..., so an open GOP's I has leading Bs
 FRAMES = 40
 
 
+def flickering_pattern(index: int, width: int, height: int) -> np.ndarray:
+    """The moving pattern with a brightness that changes from frame to frame, so that no two frames are alike."""
+    return (moving_pattern(index, width, height).astype(int) + (index * 37 % 50)).clip(0, 255).astype(np.uint8)
+
+
 def make_gop_clip(path: Path, open_gop: bool, frames: int = FRAMES) -> Path:
     """A tiny H.264 clip with a keyframe every GOP frames and B-frames; open_gop: x264's open GOPs, whose keyframes
     are followed in decode order by B-frames shown before them, which reference the previous GOP."""
     params = f"keyint={GOP}:min-keyint={GOP}:bframes=2:b-adapt=0:scenecut=0" + (":open-gop=1" if open_gop else "")
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream("libx264", rate=24)
-        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
-        stream.options = {"x264-params": params, "preset": "fast"}
-        for i in range(frames):
-            rgb = (moving_pattern(i, 64, 48).astype(int) + (i * 37 % 50)).clip(0, 255).astype(np.uint8)
-            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p")
-            frame.pts, frame.time_base = i, Fraction(1, 24)
-            for packet in stream.encode(frame):
-                out.mux(packet)
-        for packet in stream.encode(None):
-            out.mux(packet)
-    return path
+    return make_clip(path, frames=frames, pattern=flickering_pattern,
+                     codec_options={"x264-params": params, "preset": "fast"})
 
 
 def sequential_frames(path: Path) -> list:

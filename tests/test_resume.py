@@ -200,44 +200,6 @@ def test_variable_frame_rate_and_odd_segment_lengths(cli, tmp_path):
     assert read_video(resumable)["pts"] == read_video(normal)["pts"] == read_video(src)["pts"]
 
 
-@pytest.mark.parametrize("width, height", [(86, 64), (340, 192)])
-def test_smoother_state_round_trip_continues_exactly(tmp_path, width, height):
-    from vidcolor.smoothing import ChromaSmoother
-
-    from media import moving_pattern
-
-    # 86 x 64: the working size of the test clips at --size 64; 340 x 192: a 16:9 video's at the default --size 192.
-    # At these sizes a fresh OpenCV DIS object's first flow differs from a used one's, which load_state() must
-    # reproduce (a DIS object warmed up at 12 x 12 computed its first flow as a fresh one would).
-    rng = np.random.default_rng(0)
-    lumas = [moving_pattern(i, width, height)[..., 0] for i in range(6)]
-    chromas = [rng.uniform(-0.2, 0.2, (2, height // 2, width // 2)).astype(np.float32) for _ in lumas]
-    continuous = ChromaSmoother()
-    expected = [continuous.smooth(luma, chroma) for luma, chroma in zip(lumas, chromas)]
-    first = ChromaSmoother()
-    for luma, chroma in zip(lumas[:3], chromas[:3]):
-        first.smooth(luma, chroma)
-    np.savez(tmp_path / "state.npz", **first.state())
-    second = ChromaSmoother()
-    with np.load(tmp_path / "state.npz") as state:
-        second.load_state(state)
-    resumed = [second.smooth(luma, chroma) for luma, chroma in zip(lumas[3:], chromas[3:])]
-    for a, b in zip(expected[3:], resumed):
-        np.testing.assert_array_equal(a, b)
-    assert second.cuts == continuous.cuts
-
-
-def test_smoother_state_before_any_frame_round_trips():
-    from vidcolor.smoothing import ChromaSmoother
-
-    fresh = ChromaSmoother()
-    restored = ChromaSmoother()
-    restored.load_state(fresh.state())
-    luma = np.full((64, 86), 100, np.uint8)
-    chroma = np.zeros((2, 32, 43), np.float32)
-    np.testing.assert_array_equal(restored.smooth(luma, chroma), fresh.smooth(luma, chroma))
-
-
 def test_fewer_network_calls_resume_exactly(clip_with_audio, cli, tmp_path, monkeypatch):
     # --every 3 carries colour across batch and segment boundaries (batches of 3, segments of 4 do not line up
     # with the schedule); the schedule's state travels with the smoother's, so an interrupted run resumes to the

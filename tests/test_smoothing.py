@@ -213,23 +213,6 @@ def test_low_carried_trust_and_cuts_bring_the_network_back_early():
     assert sum(needed) > 2
 
 
-def test_schedule_state_round_trip_continues_exactly(tmp_path):
-    scene = texture(84, WORK_H + 20, WORK_W + 200)
-    lumas = [pan(t, scene, step_px=6) for t in range(10)]
-    continuous = ChromaSmoother(every=4, min_carried_trust=0.8)
-    expected_needed, expected = run_scheduled(continuous, lumas, batch=5)
-    first = ChromaSmoother(every=4, min_carried_trust=0.8)
-    run_scheduled(first, lumas[:5], batch=5)
-    np.savez(tmp_path / "state.npz", **first.state())
-    second = ChromaSmoother(every=4, min_carried_trust=0.8)
-    with np.load(tmp_path / "state.npz") as state:
-        second.load_state(state)
-    needed, resumed = run_scheduled(second, lumas[5:], batch=5)
-    assert needed == expected_needed[5:]
-    for a, b in zip(expected[5:], resumed):
-        np.testing.assert_array_equal(a, b)
-
-
 def test_frames_must_follow_the_schedule():
     scene = texture(85, WORK_H + 20, WORK_W + 200)
     lumas = [pan(t, scene) for t in range(3)]

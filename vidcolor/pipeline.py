@@ -31,7 +31,7 @@ from .image_io import (ALPHA_SUFFIXES, DEEP_SUFFIXES, IMAGE_SUFFIXES, read_pictu
                        write_image_atomic)
 from .engine import (DEFAULT_BATCH_SIZE, DEFAULT_SEGMENT_FRAMES, Timings, VideoOptions, attach_guidance,  # noqa: F401
                      check_segmented_output, chroma_planes, colorize_batch, colorize_segmented, describe_run, guided_chroma,
-                     open_keyframe_guide, predict_chroma, predict_scheduled, smoother_counts, smoothing_strength)
+                     open_keyframe_guide, predict_chroma, smoother_counts, smoothing_strength)
 from .keyframes import KeyframeGuide
 from .video_io import VideoReader, VideoWriter, check_video_output
 

@@ -10,7 +10,8 @@ The same warp also saves network calls (every > 1): schedule() decides from the 
 which frames need the network: the first of a shot, one every `every` frames, and any frame to which the colour
 carried since the last network frame reaches with too little trust (MIN_CARRIED_TRUST). smooth(luma, None) then
 gives the other frames the previous smoothed chroma carried along the motion. The decision uses only the frames'
-luma and their order, and its state travels with state(), so a run cut into segments decides the same.
+luma and their order, so a segment (vidcolor/engine.py), which starts its smoother afresh over the same warm-up
+frames, decides the same whichever process runs it.
 
 Cost, measured with the script in this module's __main__ on a 2-core machine with a training job running
 (`python -m vidcolor.smoothing`): 2.6-2.9 ms per frame for 256x455 luma / 128x228 chroma, two DIS flows
@@ -117,9 +118,6 @@ class ChromaSmoother:
         self.network_frames = 0  # frames that schedule() sent to the network (with every > 1)
         self.carried_frames = 0  # frames that got the carried colour instead
         self._dis = new_flow()
-        # OpenCV's DIS computes a slightly different flow on its very first call than on any later one (whatever
-        # the earlier inputs were); state() records whether that call is past, so that load_state() can match it.
-        self._dis_used = False
         self.cuts = 0
         self.reset()
 
@@ -135,49 +133,6 @@ class ChromaSmoother:
         self._since_network = 0
         self._carried_trust: np.ndarray | None = None
         self._planned: deque[tuple[np.ndarray, _Motion]] = deque()
-
-    def state(self) -> dict[str, np.ndarray]:
-        """What smooth() carries from one frame to the next, as arrays (np.savez can store them), so that a run cut
-        into segments (resume.py) continues exactly where the previous segment stopped. Empty before the first frame."""
-        if self._planned:
-            raise RuntimeError("state() between schedule() and the smoothing of the frames it planned")
-        state = {"cuts": np.array(self.cuts), "dis_used": np.array(self._dis_used),
-                 "since_network": np.array(self._since_network), "network_frames": np.array(self.network_frames),
-                 "carried_frames": np.array(self.carried_frames)}
-        if self._carried_trust is not None:
-            state["carried_trust"] = self._carried_trust
-        if self._prev_chroma is None:
-            return state
-        return {"prev_luma": self._prev_luma, "prev_chroma": self._prev_chroma, "prev_hist": self._prev_hist,
-                **state}
-
-    def load_state(self, state) -> None:
-        """Restore what state() returned (a dict or an np.load result); the flow grid is a cache and is rebuilt."""
-        self.reset()
-        self.cuts = int(state["cuts"])
-        dis_used = bool(state["dis_used"])
-        if self._dis_used and not dis_used:
-            self._dis = new_flow()
-            self._dis_used = False
-        if "prev_chroma" in state:
-            self._prev_luma = np.array(state["prev_luma"], dtype=np.uint8)
-            self._prev_chroma = np.array(state["prev_chroma"], dtype=np.float32)
-            self._prev_hist = np.array(state["prev_hist"], dtype=np.float64)
-        if "since_network" in state:
-            self._since_network = int(state["since_network"])
-            self.network_frames = int(state["network_frames"])
-            self.carried_frames = int(state["carried_frames"])
-        if "carried_trust" in state:
-            self._carried_trust = np.array(state["carried_trust"], dtype=np.float32)
-        if dis_used and not self._dis_used:
-            # Past the first call, as the saved smoother was, and at the size it works at: DIS keeps buffers per
-            # image size, and its first call at a new size behaves like a first call. samples/motion-gray.mp4,
-            # --resume --segment-frames 50 --crf 0, Ctrl-C after segment 2 then resumed, against an uninterrupted
-            # run: 142 of 242 frames differed (chroma up to 20 levels) with a 12x12 warm-up, none with this one.
-            shape = self._prev_luma.shape if self._prev_luma is not None else (MIN_FLOW_SIDE_PX, MIN_FLOW_SIDE_PX)
-            blank = np.zeros(shape, np.uint8)
-            self._dis.calc(blank, blank, None)
-            self._dis_used = True
 
     def schedule(self, lumas, chroma_shape: tuple[int, int], anchored=None) -> list[bool]:
         """Which of the next frames (working-size luma, in frame order) need the network's prediction; chroma_shape
@@ -280,7 +235,6 @@ class ChromaSmoother:
         h, w = cur.shape
         if self._grid is None or self._grid[0].shape != (h, w):
             self._grid = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-        self._dis_used = True
         trust, map_x, map_y, _ = warp_trust(self._dis, prev, cur, self._grid)
         return trust, map_x, map_y
 
