@@ -322,13 +322,12 @@ class VideoReader:
                 raise InputError(f"input {self.path} is a still image, not a video; "
                                  f"use `vidcolor image {self.path} -o OUT.png`")
             # A cover picture (an "attached picture": one still frame) is a video stream too, and may come first.
-            moving = [s for s in self.container.streams.video if not s.disposition & av.stream.Disposition.attached_pic]
-            if not moving:
+            self.stream = moving_video_stream(self.container)
+            if self.stream is None:
                 kinds = sorted({s.type for s in self.container.streams}) or ["no streams"]
                 if self.container.streams.video:
                     kinds = ["cover art" if k == "video" else k for k in kinds]
                 raise InputError(f"input {self.path} has no video stream (it has: {', '.join(kinds)})")
-            self.stream = moving[0]
             covers = [s for s in self.container.streams.video if s.disposition & av.stream.Disposition.attached_pic]
             self.cover = read_cover(self.path, covers[0]) if covers else None
             ctx = self.stream.codec_context  # None where FFmpeg has no decoder for the stream's codec
