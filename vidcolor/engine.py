@@ -64,6 +64,7 @@ from . import color, resume
 from .colorizer import DEFAULT_VIDEO_SIZE, Colorizer, resize_plane
 from .errors import InputError, OutputError, VidcolorError
 from .files import as_output_error as _as_output_error, check_output, partial_path, place_output, remove_quietly
+from .guidance import list_keyframes
 from .keyframes import KeyframeGuide, blend_carried, network_hints
 from .smoothing import DEFAULT_VIDEO_EVERY
 from .streams import ffmpeg_reasons
@@ -836,6 +837,12 @@ def check_segmented_output(dst: Path) -> None:
                           "yet; use .mkv or .mp4")
 
 
+def check_range(options: VideoOptions) -> None:
+    """Refuse a --start/--end range that holds no time, before any work."""
+    if options.start_s is not None and options.end_s is not None and options.end_s <= options.start_s:
+        raise VidcolorError(f"--end ({options.end_s} s) must be after --start ({options.start_s} s)")
+
+
 def colorize_segmented(src, dst, colorizer: Colorizer, options: VideoOptions, runner=None) -> dict:
     """A segmented video job (see the module docstring): plan, run the segments that are not done yet with runner
     (default: this process, or options.jobs worker processes), join. Returns the run's summary (--report)."""
@@ -850,8 +857,7 @@ def colorize_segmented(src, dst, colorizer: Colorizer, options: VideoOptions, ru
         raise VidcolorError("--jobs must be at least 1")
     if options.on_progress is not None:
         raise ValueError("on_progress is not supported with a segmented run")
-    if options.start_s is not None and options.end_s is not None and options.end_s <= options.start_s:
-        raise VidcolorError(f"--end ({options.end_s} s) must be after --start ({options.start_s} s)")
+    check_range(options)
     check_output(src, dst, options.overwrite)
     check_segmented_output(dst)
     if runner is None:
@@ -981,9 +987,8 @@ def colorize_segmented(src, dst, colorizer: Colorizer, options: VideoOptions, ru
         summary["nodes"] = len(nodes)
     if options.start_s is not None or options.end_s is not None:
         summary["range_s"] = [options.start_s, options.end_s]
-    if options.keyframes is not None:
-        summary["keyframes"] = sorted(KeyframeGuide(options.keyframes, info.width, info.height, info.full_range,
-                                                    (2, 2)).indices)
+    if options.keyframes is not None:  # their names only: the files were checked before the plan was made
+        summary["keyframes"] = sorted(list_keyframes(options.keyframes))
     return summary
 
 

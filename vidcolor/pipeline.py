@@ -30,8 +30,9 @@ from .files import as_output_error as _as_output_error, check_output, partial_pa
 from .image_io import (ALPHA_SUFFIXES, DEEP_SUFFIXES, IMAGE_SUFFIXES, read_picture, to_uint8,
                        write_image_atomic)
 from .engine import (DEFAULT_BATCH_SIZE, DEFAULT_SEGMENT_FRAMES, Timings, VideoOptions, attach_guidance,  # noqa: F401
-                     check_segmented_output, chroma_planes, colorize_batch, colorize_segmented, describe_run, guided_chroma,
-                     open_keyframe_guide, predict_chroma, smoother_counts, smoothing_strength)
+                     check_range, check_segmented_output, chroma_planes, colorize_batch, colorize_segmented,
+                     describe_run, guided_chroma, open_keyframe_guide, predict_chroma, smoother_counts,
+                     smoothing_strength)
 from .keyframes import KeyframeGuide
 from .video_io import VideoReader, VideoWriter, check_video_output
 
@@ -85,8 +86,7 @@ def check_video_job(src, dst, options: VideoOptions = VideoOptions()) -> None:
     check_output(src, dst, options.overwrite)
     if options.segmented:
         check_segmented_output(dst)
-        if options.start_s is not None and options.end_s is not None and options.end_s <= options.start_s:
-            raise VidcolorError(f"--end ({options.end_s} s) must be after --start ({options.start_s} s)")
+        check_range(options)
     with VideoReader(src, with_audio=options.audio) as reader:
         check_video_output(partial_path(dst), reader.info, options.encoder)
         if options.keyframes is not None:
