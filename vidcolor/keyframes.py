@@ -6,8 +6,10 @@ frames (<index>.png or .jpg, any size of the frame's aspect ratio: only their ch
 network its hints: the colour of the nearest keyframe before it and of the nearest after it in the same shot,
 carried frame by frame along the optical flow with the smoother's own warp-and-trust test
 (vidcolor.smoothing.warp_trust), each with a trust that falls wherever the carry went through occlusion, new
-content or flow that disagrees with itself. Between two keyframes both are used, each weighted by its trust and
-inversely by its distance in frames. Content a carry did not reach (entering the frame in a pan, or uncovered)
+content or flow that disagrees with itself. The carry follows each pixel back to its place in the keyframe and reads
+the colour there (Anchor): the chained flow says where that place is, and registering the frame to the keyframe
+directly corrects it, so the colour is neither blurred by a warp at every frame nor led astray by the flow's
+drift. Between two keyframes both are used, each weighted by its trust and inversely by its distance in frames. Content a carry did not reach (entering the frame in a pan, or uncovered)
 takes the carried colour of the surface it continues, spread along the frame's edges (fill_entering), and is
 carried on from there; where no such surface joins it (a strong edge all round) the hint mask is 0 and the
 network colours the pixel itself, seeing the carried colour around it. A frame with no usable hint at all is
@@ -98,6 +100,26 @@ FILLED_TRUST = REACHED_TRUST
 # Above this many unreached pixels the fill is solved at half the size (fill_entering): at 640 x 360 with 30 % of
 # the frame unreached, 1.5 s per frame at full size (0.02 s this way) on the 2-core AMD EPYC of this work.
 FILL_MAX_UNKNOWNS = 12_000
+# The anchor's test of which map fits (_reanchor): mean absolute luma difference over this square window.
+ANCHOR_WINDOW_PX = 7
+
+
+@dataclass
+class Anchor:
+    """Where each pixel of a carry's current frame was in its keyframe, so that its colour is read from the keyframe
+    itself instead of from the previous frame's carried colour (see carry_step)."""
+    luma: np.ndarray  # the keyframe's luma at carry_shape(), uint8 h x w
+    chroma: np.ndarray  # the keyframe's chroma, 2 x h x w
+    map_x: np.ndarray  # h x w float32: keyframe column of each current pixel
+    map_y: np.ndarray
+    valid: np.ndarray  # h x w bool: the map holds (content the keyframe showed, followed there without a break)
+    flow: cv2.DISOpticalFlow  # its own DIS instance: the registration to the keyframe
+
+    @classmethod
+    def at_keyframe(cls, luma: np.ndarray, chroma: np.ndarray) -> Anchor:
+        h, w = luma.shape
+        grid_x, grid_y = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+        return cls(luma, chroma, grid_x, grid_y, np.ones((h, w), bool), new_carry_flow())
 
 
 @dataclass
@@ -105,6 +127,12 @@ class Carry:
     chroma: np.ndarray  # 2 x h x w float32 in [-0.5, 0.5], at carry_shape()
     trust: np.ndarray  # h x w float32 in [0, 1]
     steps: int  # frames from its keyframe
+    anchor: Anchor | None = None
+
+    @classmethod
+    def at_keyframe(cls, chroma: np.ndarray, luma: np.ndarray) -> Carry:
+        """A carry starting at its keyframe: chroma (2 x h x w) and luma (uint8 h x w) at carry_shape()."""
+        return cls(chroma, np.ones(chroma.shape[1:], np.float32), 0, Anchor.at_keyframe(luma, chroma))
 
 
 def fade(steps: int) -> float:
@@ -118,7 +146,11 @@ def carry_step(carry: Carry, flow, prev: np.ndarray, cur: np.ndarray) -> Carry |
         return None
     trust, map_x, map_y, inside = warp_trust(flow, prev, cur, None, CARRY_FB_ERROR_PX, CARRY_LUMA_ERROR_LEVELS,
                                              fb_floor=REACHED_TRUST, edge_margin_px=CARRY_EDGE_MARGIN_PX)
-    moved = warp(np.concatenate([carry.chroma, carry.trust[None]]), map_x, map_y)
+    anchor = carry.anchor
+    planes = [carry.chroma, carry.trust[None]]
+    if anchor is not None:
+        planes.append(np.stack([anchor.map_x, anchor.map_y, anchor.valid.astype(np.float32)]))
+    moved = warp(np.concatenate(planes), map_x, map_y)
     # The least trust met on the way, not the product: a pixel whose flow was a little unsure at every frame (a
     # plain wall, where any flow fits) keeps its colour, one that went through an occlusion loses it for good.
     new_trust = np.minimum(moved[2], trust)
@@ -128,8 +160,38 @@ def carry_step(carry: Carry, flow, prev: np.ndarray, cur: np.ndarray) -> Carry |
     new_trust = np.where(reached, np.maximum(new_trust, REACHED_TRUST), new_trust).astype(np.float32)
     if float(new_trust.max()) < MIN_TRUST:
         return None
-    chroma, new_trust = fill_entering(np.ascontiguousarray(moved[:2]), new_trust, cur)
-    return Carry(chroma, new_trust, carry.steps + 1)
+    chroma = np.ascontiguousarray(moved[:2])
+    if anchor is not None:
+        anchor = _reanchor(anchor, moved[3], moved[4], (moved[5] >= 0.5) & reached, cur)
+        chroma = np.where(anchor.valid, warp(anchor.chroma, anchor.map_x, anchor.map_y), chroma)
+    chroma, new_trust = fill_entering(chroma, new_trust, cur)
+    return Carry(chroma, new_trust, carry.steps + 1, anchor)
+
+
+def _reanchor(anchor: Anchor, map_x: np.ndarray, map_y: np.ndarray, valid: np.ndarray, cur: np.ndarray) -> Anchor:
+    """The anchor's map moved to frame cur (map_x, map_y: where the chained flow says each pixel was in the
+    keyframe), corrected by registering cur to the keyframe directly, starting from that map. Chained flow drifts:
+    every frame's small error adds up and is never taken back, and re-warping the carried colour at every frame
+    blurs it. Read from the keyframe through the map, the colour is sampled once, and the registration pulls the
+    map back onto the keyframe's content. Each pixel keeps whichever map (chained or registered) makes the
+    keyframe's luma match the current frame's better around it, so a registration that failed somewhere (content
+    the keyframe does not show, a large change) costs nothing there."""
+    h, w = cur.shape
+    grid_x, grid_y = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    start = np.dstack([map_x - grid_x, map_y - grid_y]).astype(np.float32)
+    registered = anchor.flow.calc(cur, anchor.luma, start)  # DIS starts from the flow passed in
+    reg_x, reg_y = grid_x + registered[..., 0], grid_y + registered[..., 1]
+    key_luma, cur_luma = anchor.luma.astype(np.float32), cur.astype(np.float32)
+
+    def mismatch(mx, my):
+        seen = cv2.remap(key_luma, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        return cv2.blur(np.abs(seen - cur_luma), (ANCHOR_WINDOW_PX, ANCHOR_WINDOW_PX))
+
+    better = mismatch(reg_x, reg_y) <= mismatch(map_x, map_y)
+    map_x, map_y = np.where(better, reg_x, map_x), np.where(better, reg_y, map_y)
+    m = CARRY_EDGE_MARGIN_PX
+    valid = valid & (map_x >= -m) & (map_x <= w - 1 + m) & (map_y >= -m) & (map_y <= h - 1 + m)
+    return Anchor(anchor.luma, anchor.chroma, map_x.astype(np.float32), map_y.astype(np.float32), valid, anchor.flow)
 
 
 def fill_entering(chroma: np.ndarray, trust: np.ndarray, luma: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -275,7 +337,7 @@ class KeyframeGuide:
             ring.append((index, self.carry_luma(frame.luma)))
             if index in self.files:
                 start = self.keyframe_small(index, frame.luma, colorizer, size)
-                carry = Carry(start, np.ones(start.shape[1:], np.float32), 0)
+                carry = Carry.at_keyframe(start, ring[-1][1])
                 self._carry_back(carry, ring, max(shot_start, previous_keyframe + 1))
                 previous_keyframe = index
             count += 1
@@ -352,7 +414,7 @@ class KeyframeGuide:
         small = self.carry_luma(luma)
         if index in self.files:
             keyframe = np.load(self.cache_dir / f"keyframe-{index}.npy")
-            self._forward = Carry(keyframe, np.ones(keyframe.shape[1:], np.float32), 0)
+            self._forward = Carry.at_keyframe(keyframe, small)
             self._previous = small
             return None
         if index in self.cuts:
