@@ -5,15 +5,16 @@ frames (<index>.png or .jpg, any size of the frame's aspect ratio: only their ch
 (<index>.json, which the network first turns into a coloured frame). For every other frame KeyframeGuide gives the
 network its hints: the colour of the nearest keyframe before it and of the nearest after it in the same shot,
 carried frame by frame along the optical flow with the smoother's own warp-and-trust test
-(vidcolor.smoothing.warp_trust), each with a trust that falls wherever the carry went through occlusion, new
-content or flow that disagrees with itself. The carry follows each pixel back to its place in the keyframe and reads
-the colour there (Anchor): the chained flow says where that place is, and registering the frame to the keyframe
-directly corrects it, so the colour is neither blurred by a warp at every frame nor led astray by the flow's
-drift. Between two keyframes both are used, each weighted by its trust and inversely by its distance in frames. Content a carry did not reach (entering the frame in a pan, or uncovered)
-takes the carried colour of the surface it continues, spread along the frame's edges (fill_entering), and is
-carried on from there; where no such surface joins it (a strong edge all round) the hint mask is 0 and the
-network colours the pixel itself, seeing the carried colour around it. A frame with no usable hint at all is
-colorized automatically, as without keyframes. A keyframe frame itself gets exactly the keyframe's chroma.
+(vidcolor.smoothing.warp_trust), each with a trust that falls wherever the carry went through occlusion, new content
+or flow that disagrees with itself. The carry follows each pixel back to its place in the keyframe and reads the
+colour there (Anchor): the chained flow says where that place is, and registering the frame to the keyframe directly
+corrects it, so the colour is neither blurred by a warp at every frame nor led astray by the flow's drift. Between
+two keyframes both are used, each weighted by its trust and inversely by its distance in frames. Content a carry did
+not reach (entering the frame in a pan, or uncovered) takes the carried colour of the surface it continues, spread
+along the frame's edges (fill_entering), and is carried on from there; where no such surface joins it (a strong edge
+all round) the hint mask is 0 and the network colours the pixel itself, seeing the carried colour around it. A frame
+with no usable hint at all is colorized automatically, as without keyframes. A keyframe frame itself gets exactly
+the keyframe's chroma.
 
 A scene cut (the smoother's test) stops a carry: a keyframe never colours another shot. A carry also ends after
 MAX_CARRY_FRAMES frames, fading out over its last FADE_SHARE, so frames far from any keyframe are automatic.
@@ -30,8 +31,8 @@ MAX_CARRY_FRAMES x 360 x 640 bytes: 104 MB for HD and larger, 82 MB for 568x320 
 keyframe carries its colour back through the ring, writing each frame's backward colour and trust (8 bits each,
 zlib-compressed: at most 691 kB before compression at 640x360) to a cache folder beside the output, removed at the
 end. Only frames that precede a keyframe in its shot are cached (none when, as `vidcolor frames --every-shot`
-suggests, each shot's keyframe is its first frame). The first pass also finds the scene cuts and checks the keyframe indices against the video's length, so a
-keyframe past the end is refused before anything is written.
+suggests, each shot's keyframe is its first frame). The first pass also finds the scene cuts and checks the
+keyframe indices against the video's length, so a keyframe past the end is refused before anything is written.
 """
 from __future__ import annotations
 
@@ -100,7 +101,8 @@ FILLED_TRUST = REACHED_TRUST
 # Above this many unreached pixels the fill is solved at half the size (fill_entering): at 640 x 360 with 30 % of
 # the frame unreached, 1.5 s per frame at full size (0.02 s this way) on the 2-core AMD EPYC of this work.
 FILL_MAX_UNKNOWNS = 12_000
-# The anchor's test of which map fits (_reanchor): mean absolute luma difference over this square window.
+# The anchor's test of which map fits (_reanchor): mean absolute luma difference over this square window (not
+# tuned: about the size of DIS's own 8-pixel patches).
 ANCHOR_WINDOW_PX = 7
 
 
@@ -116,7 +118,7 @@ class Anchor:
     flow: cv2.DISOpticalFlow  # its own DIS instance: the registration to the keyframe
 
     @classmethod
-    def at_keyframe(cls, luma: np.ndarray, chroma: np.ndarray) -> Anchor:
+    def at_keyframe(cls, chroma: np.ndarray, luma: np.ndarray) -> Anchor:
         h, w = luma.shape
         grid_x, grid_y = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
         return cls(luma, chroma, grid_x, grid_y, np.ones((h, w), bool), new_carry_flow())
@@ -132,7 +134,7 @@ class Carry:
     @classmethod
     def at_keyframe(cls, chroma: np.ndarray, luma: np.ndarray) -> Carry:
         """A carry starting at its keyframe: chroma (2 x h x w) and luma (uint8 h x w) at carry_shape()."""
-        return cls(chroma, np.ones(chroma.shape[1:], np.float32), 0, Anchor.at_keyframe(luma, chroma))
+        return cls(chroma, np.ones(chroma.shape[1:], np.float32), 0, Anchor.at_keyframe(chroma, luma))
 
 
 def fade(steps: int) -> float:
