@@ -24,15 +24,15 @@ CARRY_SHORT_SIDE lines (the flow computed there too), and in the output the carr
 in proportion to its trust: where the carry holds, the frame keeps the keyframe's colour detail, which the
 network's half-working-size chroma could not give back.
 
-Two passes, bounded memory. Colour carried forward needs only the previous frame, so it is carried while the video
-is colorized. Colour carried backward needs the frames before a keyframe in reverse order: a first pass decodes the
-video once more and keeps only small luma, at most MAX_CARRY_FRAMES frames of it in a ring (at most
-MAX_CARRY_FRAMES x 360 x 640 bytes: 104 MB for HD and larger, 82 MB for 568x320 video), and on reaching each
-keyframe carries its colour back through the ring, writing each frame's backward colour and trust (8 bits each,
+Two passes, bounded memory. Colour carried forward needs only the previous frame (and its keyframe), so it is
+carried while the video is colorized. Colour carried backward needs the frames before a keyframe in reverse order: a
+first pass decodes the video once more and keeps only small luma, at most MAX_CARRY_FRAMES frames of it in a ring
+(at most MAX_CARRY_FRAMES x 360 x 640 bytes: 104 MB for HD and larger, 82 MB for 568x320 video), and on reaching
+each keyframe carries its colour back through the ring, writing each frame's backward colour and trust (8 bits each,
 zlib-compressed: at most 691 kB before compression at 640x360) to a cache folder beside the output, removed at the
 end. Only frames that precede a keyframe in its shot are cached (none when, as `vidcolor frames --every-shot`
-suggests, each shot's keyframe is its first frame). The first pass also finds the scene cuts and checks the
-keyframe indices against the video's length, so a keyframe past the end is refused before anything is written.
+suggests, each shot's keyframe is its first frame). The first pass also finds the scene cuts and checks the keyframe
+indices against the video's length, so a keyframe past the end is refused before anything is written.
 """
 from __future__ import annotations
 
