@@ -47,7 +47,7 @@ import numpy as np
 from . import color
 from .colorizer import Colorizer, resize_plane
 from .guidance import HintError, Hints, list_keyframes, read_keyframe
-from .smoothing import ChromaSmoother, new_flow, warp, warp_trust
+from .smoothing import ChromaSmoother, inside_frame, new_flow, pixel_grid, warp, warp_trust
 
 
 def carry_shape(height: int, width: int) -> tuple[int, int]:
@@ -119,9 +119,8 @@ class Anchor:
 
     @classmethod
     def at_keyframe(cls, chroma: np.ndarray, luma: np.ndarray) -> Anchor:
-        h, w = luma.shape
-        grid_x, grid_y = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-        return cls(luma, chroma, grid_x, grid_y, np.ones((h, w), bool), new_carry_flow())
+        grid_x, grid_y = pixel_grid(*luma.shape)
+        return cls(luma, chroma, grid_x, grid_y, np.ones(luma.shape, bool), new_carry_flow())
 
 
 @dataclass
@@ -146,7 +145,7 @@ def carry_step(carry: Carry, flow, prev: np.ndarray, cur: np.ndarray) -> Carry |
     """carry (on frame prev) moved to frame cur; None once nothing in it can be trusted or it has gone too far."""
     if carry.steps + 1 >= MAX_CARRY_FRAMES:
         return None
-    trust, map_x, map_y, inside = warp_trust(flow, prev, cur, None, CARRY_FB_ERROR_PX, CARRY_LUMA_ERROR_LEVELS,
+    trust, map_x, map_y, inside = warp_trust(flow, prev, cur, CARRY_FB_ERROR_PX, CARRY_LUMA_ERROR_LEVELS,
                                              fb_floor=REACHED_TRUST, edge_margin_px=CARRY_EDGE_MARGIN_PX)
     anchor = carry.anchor
     planes = [carry.chroma, carry.trust[None]]
@@ -179,7 +178,7 @@ def _reanchor(anchor: Anchor, map_x: np.ndarray, map_y: np.ndarray, valid: np.nd
     keyframe's luma match the current frame's better around it, so a registration that failed somewhere (content
     the keyframe does not show, a large change) costs nothing there."""
     h, w = cur.shape
-    grid_x, grid_y = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    grid_x, grid_y = pixel_grid(h, w)
     start = np.dstack([map_x - grid_x, map_y - grid_y]).astype(np.float32)
     registered = anchor.flow.calc(cur, anchor.luma, start)  # DIS starts from the flow passed in
     reg_x, reg_y = grid_x + registered[..., 0], grid_y + registered[..., 1]
@@ -191,8 +190,7 @@ def _reanchor(anchor: Anchor, map_x: np.ndarray, map_y: np.ndarray, valid: np.nd
 
     better = mismatch(reg_x, reg_y) <= mismatch(map_x, map_y)
     map_x, map_y = np.where(better, reg_x, map_x), np.where(better, reg_y, map_y)
-    m = CARRY_EDGE_MARGIN_PX
-    valid = valid & (map_x >= -m) & (map_x <= w - 1 + m) & (map_y >= -m) & (map_y <= h - 1 + m)
+    valid = valid & inside_frame(map_x, map_y, h, w, CARRY_EDGE_MARGIN_PX)
     return Anchor(anchor.luma, anchor.chroma, map_x.astype(np.float32), map_y.astype(np.float32), valid, anchor.flow)
 
 

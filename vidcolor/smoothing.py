@@ -20,6 +20,7 @@ Cost, measured with the script in this module's __main__ on a 2-core machine wit
 from __future__ import annotations
 
 from collections import deque
+from functools import lru_cache
 from dataclasses import dataclass
 
 import cv2
@@ -125,7 +126,6 @@ class ChromaSmoother:
         self._prev_luma: np.ndarray | None = None  # uint8, chroma size
         self._prev_chroma: np.ndarray | None = None  # float32, 2 x h x w, smoothed
         self._prev_hist: np.ndarray | None = None
-        self._grid: tuple[np.ndarray, np.ndarray] | None = None
         self.last_was_cut = False
         # The schedule (every > 1): frames since the last network frame, and the trust of the colour carried since
         # it (h x w float32; None: fresh, fully trusted). Motions computed by schedule() wait in _planned until
@@ -232,10 +232,7 @@ class ChromaSmoother:
 
     def _trust(self, prev: np.ndarray, cur: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Per-pixel trust in [0, 1] of the warp from the previous frame, and the remap coordinates of that warp."""
-        h, w = cur.shape
-        if self._grid is None or self._grid[0].shape != (h, w):
-            self._grid = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-        trust, map_x, map_y, _ = warp_trust(self._dis, prev, cur, self._grid)
+        trust, map_x, map_y, _ = warp_trust(self._dis, prev, cur)
         return trust, map_x, map_y
 
     def anchor(self, luma: np.ndarray, chroma: np.ndarray) -> None:
@@ -272,8 +269,24 @@ def new_flow(preset: int = DIS_PRESET, finest_scale: int | None = DIS_FINEST_SCA
     return dis
 
 
+@lru_cache(maxsize=4)
+def pixel_grid(height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """(x, y) of every pixel, float32 height x width each: the identity map for cv2.remap. Made once per size (read
+    only): the smoother and the keyframe carries need it at every frame."""
+    grid = np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
+    for plane in grid:
+        plane.flags.writeable = False
+    return grid[0], grid[1]
+
+
+def inside_frame(map_x: np.ndarray, map_y: np.ndarray, height: int, width: int, margin_px: float = 0.0) -> np.ndarray:
+    """Where remap coordinates fall within a height x width frame, or at most margin_px outside it."""
+    m = margin_px
+    return (map_x >= -m) & (map_x <= width - 1 + m) & (map_y >= -m) & (map_y <= height - 1 + m)
+
+
 def warp_trust(dis: cv2.DISOpticalFlow, prev: np.ndarray, cur: np.ndarray,
-               grid: tuple[np.ndarray, np.ndarray] | None = None, fb_error_px: tuple[float, float] = FB_ERROR_PX,
+               fb_error_px: tuple[float, float] = FB_ERROR_PX,
                luma_error_levels: tuple[float, float] = LUMA_ERROR_LEVELS,
                fb_floor: float = 0.0, edge_margin_px: float = 0.0
                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -288,7 +301,7 @@ def warp_trust(dis: cv2.DISOpticalFlow, prev: np.ndarray, cur: np.ndarray,
     REACHED_TRUST in keyframes.py), and edge_margin_px counts a warp that reaches that little outside the previous
     frame as inside it. The one copy of this test: the smoother and keyframe propagation both use it."""
     h, w = cur.shape
-    gx, gy = grid if grid is not None else np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    gx, gy = pixel_grid(h, w)
     # Backward warping: for each current pixel, where it was in the previous frame. No holes, unlike forward.
     bw = dis.calc(cur, prev, None)
     fw = dis.calc(prev, cur, None)
@@ -297,8 +310,7 @@ def warp_trust(dis: cv2.DISOpticalFlow, prev: np.ndarray, cur: np.ndarray,
     fw_there = cv2.remap(fw, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     fb_error = np.sqrt(((bw + fw_there) ** 2).sum(axis=-1))
     prev_warped = cv2.remap(prev.astype(np.float32), map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    m = edge_margin_px
-    inside = (map_x >= -m) & (map_x <= w - 1 + m) & (map_y >= -m) & (map_y <= h - 1 + m)
+    inside = inside_frame(map_x, map_y, h, w, edge_margin_px)
     diff = cur.astype(np.float32) - prev_warped
     # A fade or exposure change shifts the whole frame's luma; only a local change means occlusion.
     luma_error = np.abs(diff - (diff[inside].mean() if inside.any() else 0.0))
